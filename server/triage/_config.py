@@ -1,0 +1,229 @@
+"""Configuration: one pydantic model, loaded from a YAML file (`triage.yaml`) and overridable by environment
+variables (`TRIAGE_` prefix, `__` between nested names, e.g. `TRIAGE_CLASSIFIER__THRESHOLD=0.7`).
+
+Invalid configuration fails at start-up with a `ConfigError` naming the field (`routes.simple.models.0: ...`).
+Upstream keys are never stored here: a provider names the env var that holds its key.
+"""
+
+from __future__ import annotations
+
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from ._exceptions import ConfigError
+
+__all__ = [
+    "ClassifierConfig",
+    "LLMClassifierConfig",
+    "ModelConfig",
+    "ProviderConfig",
+    "RouteConfig",
+    "ServerConfig",
+    "SpeculationConfig",
+    "StoreConfig",
+    "TimeoutConfig",
+    "TriageConfig",
+    "default_config_path",
+    "load_config",
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TimeoutConfig(_Strict):
+    """Seconds. `first_token` bounds the wait from sending the request to the first chunk; `idle` the gap between
+    chunks; `total` the whole answer. `connect` is separate so a dead host fails fast."""
+
+    connect: float = Field(5.0, gt=0)
+    first_token: float = Field(30.0, gt=0)
+    idle: float = Field(30.0, gt=0)
+    total: float = Field(600.0, gt=0)
+
+
+class ProviderConfig(_Strict):
+    base_url: str
+    # Name of the env var holding the key, never the key itself. None: the provider needs no key (local servers).
+    api_key_env: str | None = None
+    # How the provider takes `response_format: json_schema`: natively, or (llama-cpp-python's server) as
+    # `{"type": "json_object", "schema": ...}`, which Triage translates to.
+    json_schema: Literal["native", "json_object"] = "native"
+    timeout: TimeoutConfig = TimeoutConfig()
+    max_connections: int = Field(256, ge=1)
+
+    def api_key(self) -> SecretStr | None:
+        if self.api_key_env is None:
+            return None
+        value = os.environ.get(self.api_key_env)
+        return SecretStr(value) if value else None
+
+
+class ModelConfig(_Strict):
+    provider: str
+    upstream_id: str
+    input_per_mtok: float = Field(0.0, ge=0, description="USD per 1M prompt tokens")
+    output_per_mtok: float = Field(0.0, ge=0, description="USD per 1M completion tokens")
+    capabilities: frozenset[Literal["tools", "json", "vision"]] = frozenset({"tools", "json"})
+
+
+class RouteConfig(_Strict):
+    models: list[str] = Field(min_length=1, description="ordered chain: primary first, then fallbacks")
+    description: str = ""
+
+
+class LLMClassifierConfig(_Strict):
+    model: str
+    mode: Literal["tools", "json_schema"] = "tools"
+    timeout: float = Field(1.0, gt=0)
+    threshold: float = Field(0.6, ge=0, le=1)
+    examples: list[tuple[str, str]] = Field(default_factory=list, description="(text, category) few-shot pairs")
+    # Expected latency, used by speculation's `auto` mode to judge whether warming the cheap model pays.
+    expected_ms: float = Field(180.0, ge=0)
+
+
+class ClassifierConfig(_Strict):
+    kind: Literal["rules", "local", "cascade"] = "rules"
+    threshold: float = Field(0.5, ge=0, le=1, description="below this confidence, route to the strongest model")
+    context_turns: int = Field(2, ge=0, le=16)
+    head: str | None = Field(None, description="path of a trained head; None: the shipped default")
+    llm: LLMClassifierConfig | None = None
+
+
+class SpeculationConfig(_Strict):
+    mode: Literal["auto", "always", "never"] = "auto"
+    model: str | None = Field(None, description="model to warm up; None: the first model of the `simple` route")
+    max_prompt_tokens: int = Field(4000, ge=0, description="`auto` skips prompts longer than this")
+
+
+class StoreConfig(_Strict):
+    path: str = "triage.db"
+    text: Literal["full", "none"] = "full"
+    retention_days: float = Field(30.0, gt=0)
+    queue_size: int = Field(10_000, ge=1)
+
+
+class ServerConfig(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    cors_origins: list[str] = Field(default_factory=list)
+    max_body_bytes: int = Field(1_048_576, ge=1024)
+    send_timeout: float = Field(30.0, gt=0, description="drop a client that stops reading for this long")
+    ping_interval: float = Field(15.0, gt=0)
+    cooldown_seconds: float = Field(30.0, ge=0, description="how long a failing model is skipped")
+    cooldown_after_failures: int = Field(3, ge=1)
+    max_retry_after: float = Field(10.0, ge=0, description="longest upstream retry-after honoured before falling on")
+
+
+class TriageConfig(BaseSettings):
+    """The whole configuration. Build it with `load_config(path)`, or with keyword arguments in tests."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TRIAGE_", env_nested_delimiter="__", extra="forbid", frozen=True, validate_default=True
+    )
+
+    router_name: str = "auto"
+    providers: dict[str, ProviderConfig]
+    models: dict[str, ModelConfig] = Field(min_length=1)
+    routes: dict[str, RouteConfig] = Field(min_length=1)
+    strongest: str | None = Field(None, description="model for low-confidence requests; None: the priciest")
+    default_category: str = "simple"
+    classifier: ClassifierConfig = ClassifierConfig()
+    speculation: SpeculationConfig = SpeculationConfig()
+    store: StoreConfig = StoreConfig()
+    server: ServerConfig = ServerConfig()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Env vars override the file (which arrives as init kwargs from load_config).
+        return env_settings, init_settings
+
+    @field_validator("routes")
+    @classmethod
+    def _routes_have_names(cls, routes: dict[str, RouteConfig]) -> dict[str, RouteConfig]:
+        for name in routes:
+            if not name.isidentifier():
+                raise ValueError(f"route name {name!r} must be an identifier")
+        return routes
+
+    @model_validator(mode="after")
+    def _references_resolve(self) -> TriageConfig:
+        for name, model in self.models.items():
+            if model.provider not in self.providers:
+                raise ValueError(f"models.{name}.provider: unknown provider {model.provider!r}")
+        for name, route in self.routes.items():
+            for i, model_name in enumerate(route.models):
+                if model_name not in self.models:
+                    raise ValueError(f"routes.{name}.models.{i}: unknown model {model_name!r}")
+        if self.strongest is not None and self.strongest not in self.models:
+            raise ValueError(f"strongest: unknown model {self.strongest!r}")
+        if self.default_category not in self.routes:
+            raise ValueError(f"default_category: no route named {self.default_category!r}")
+        if self.router_name in self.models:
+            raise ValueError(f"router_name: {self.router_name!r} is also a model name")
+        if self.classifier.llm is not None and self.classifier.llm.model not in self.models:
+            raise ValueError(f"classifier.llm.model: unknown model {self.classifier.llm.model!r}")
+        if self.speculation.model is not None and self.speculation.model not in self.models:
+            raise ValueError(f"speculation.model: unknown model {self.speculation.model!r}")
+        return self
+
+    @property
+    def categories(self) -> tuple[str, ...]:
+        return tuple(self.routes)
+
+    @property
+    def strongest_model(self) -> str:
+        """The model low-confidence requests go to, and the baseline savings are measured against."""
+        if self.strongest is not None:
+            return self.strongest
+        return max(self.models, key=lambda n: (self.models[n].output_per_mtok + self.models[n].input_per_mtok, n))
+
+    @property
+    def speculative_model(self) -> str:
+        if self.speculation.model is not None:
+            return self.speculation.model
+        return self.routes.get(self.default_category, next(iter(self.routes.values()))).models[0]
+
+
+def default_config_path() -> Path:
+    """The config the demo runs on, shipped inside the package."""
+    return Path(str(resources.files("triage") / "data" / "triage.default.yaml"))
+
+
+def load_config(path: str | os.PathLike[str] | None = None, **overrides: Any) -> TriageConfig:
+    """Load and validate the YAML file at `path` (default: the shipped demo config); env vars override it."""
+    file = Path(path) if path is not None else default_config_path()
+    try:
+        raw = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {str(file)!r}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {str(file)!r} is not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config file {str(file)!r} must hold a mapping at top level")
+    raw.update(overrides)
+    try:
+        return TriageConfig(**raw)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid config {str(file)!r}:\n{_describe(exc)}") from None
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors(include_url=False):
+        where = ".".join(str(part) for part in err["loc"])
+        lines.append(f"  {where or '(top level)'}: {err['msg']}")
+    return "\n".join(lines)
