@@ -1,0 +1,112 @@
+"""HTTP edges shared by every endpoint: reading a bounded JSON body, and errors in OpenAI's shape."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable
+from typing import Any, TypeVar
+
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+
+from ._exceptions import InvalidRequest, NotFound, PayloadTooLarge, RateLimited, TriageError, UpstreamStatusError
+from ._types import Receive
+
+__all__ = ["ClientGone", "dumps", "error_response", "read_json", "until_disconnect"]
+
+logger = logging.getLogger("triage.http")
+
+T = TypeVar("T")
+
+
+class ClientGone(Exception):
+    """Raised inside a handler when the client disconnected before the response started."""
+
+
+def dumps(data: Any) -> bytes:
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+async def read_json(request: Request, *, limit: int) -> dict[str, Any]:
+    """The request body as a JSON object, refusing more than `limit` bytes before reading them all."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"request body is {declared} bytes; the limit is {limit}", code="body_too_large")
+    body = bytearray()
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes", code="body_too_large")
+    except ClientDisconnect:
+        raise ClientGone() from None
+    if not body:
+        raise InvalidRequest("request body is empty; expected a JSON object", code="invalid_json")
+    try:
+        text = bytes(body).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidRequest(f"request body is not valid UTF-8 (byte {exc.start})", code="invalid_encoding") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidRequest(
+            f"request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", code="invalid_json"
+        ) from None
+    if not isinstance(data, dict):
+        raise InvalidRequest("request body must be a JSON object", code="invalid_json")
+    return data
+
+
+async def until_disconnect(work: Awaitable[T], receive: Receive) -> T:
+    """Await `work`, cancelling it if the client disconnects first (raising ClientGone). Only valid once the
+    request body has been read, when the next ASGI message can only be `http.disconnect`."""
+    task = asyncio.ensure_future(work)
+    listener = asyncio.ensure_future(receive())
+    try:
+        await asyncio.wait((task, listener), return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:
+        task.cancel()
+        listener.cancel()
+        raise
+    if task.done():
+        listener.cancel()
+        return task.result()
+    task.cancel()
+    # Let the cancelled work run its cleanup (closing an upstream request) before we go on.
+    await asyncio.gather(task, return_exceptions=True)
+    raise ClientGone()
+
+
+def error_response(exc: TriageError) -> Response:
+    headers = {}
+    retry_after = getattr(exc, "retry_after", None)
+    if isinstance(exc, (RateLimited, UpstreamStatusError)) or retry_after is not None:
+        if retry_after is not None:
+            headers["retry-after"] = str(max(1, round(retry_after)))
+    return JSONResponse(exc.to_dict(), status_code=exc.status_code, headers=headers)
+
+
+async def triage_error_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, TriageError)
+    if exc.status_code >= 500:
+        logger.warning("request failed: %s: %s", type(exc).__name__, exc.message)
+    return error_response(exc)
+
+
+async def http_error_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        return error_response(NotFound(f"no endpoint at {request.url.path}", code="unknown_url"))
+    error = TriageError(str(exc.detail))
+    error.status_code = exc.status_code
+    error.error_type = "invalid_request_error"
+    return error_response(error)
+
+
+async def unexpected_error_handler(request: Request, exc: Exception) -> Response:
+    # Never a traceback to the client: the log has it, the client gets the shape it can parse.
+    logger.exception("unexpected error on %s %s", request.method, request.url.path)
+    return error_response(TriageError("internal error in Triage; see its log", code="internal_error"))

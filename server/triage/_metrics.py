@@ -1,0 +1,51 @@
+"""Prometheus metrics, one registry per app (so several apps in one process, e.g. tests, never collide)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+__all__ = ["Metrics"]
+
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "triage_requests", "Requests answered, by endpoint and outcome.", ["endpoint", "status"], registry=r
+        )
+        self.routes = Counter(
+            "triage_routes", "Routing decisions, by category, model and reason.", ["category", "model", "reason"],
+            registry=r,
+        )
+        self.upstream_errors = Counter(
+            "triage_upstream_errors", "Upstream failures, by model and error type.", ["model", "type"], registry=r
+        )
+        self.classify_seconds = Histogram(
+            "triage_classify_seconds", "Time to classify a request.", ["classifier"], buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.ttft_seconds = Histogram(
+            "triage_time_to_first_token_seconds", "From request received to first token sent.", ["model"],
+            buckets=_LATENCY_BUCKETS, registry=r,
+        )
+        self.request_seconds = Histogram(
+            "triage_request_seconds", "From request received to the answer's end.", ["endpoint"],
+            buckets=_LATENCY_BUCKETS, registry=r,
+        )
+        self.tokens = Counter("triage_tokens", "Tokens, by model and kind.", ["model", "kind"], registry=r)
+        self.cost_usd = Counter("triage_cost_usd", "Money spent upstream.", registry=r)
+        self.baseline_cost_usd = Counter(
+            "triage_baseline_cost_usd", "What the same tokens would have cost on the strongest model.", registry=r
+        )
+        self.speculation = Counter(
+            "triage_speculation", "Speculative warm-ups, by outcome.", ["outcome"], registry=r
+        )
+        self.wasted_tokens = Counter(
+            "triage_speculative_wasted_tokens", "Tokens spent on cancelled speculative streams.", ["kind"], registry=r
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

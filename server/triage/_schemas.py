@@ -1,0 +1,93 @@
+"""Request bodies, validated with pydantic. They also feed the OpenAPI document Triage serves.
+
+Validation is deliberately about shape, not policy: fields Triage does not know pass through to the provider
+untouched (`extra="allow"`), so a newer OpenAI parameter works without a Triage release.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
+
+from ._exceptions import InvalidRequest
+
+__all__ = ["ChatCompletionRequest", "ChatMessageIn", "ResponseFormat", "Tool", "parse_body"]
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class _Open(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class ChatMessageIn(_Open):
+    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
+    content: str | list[dict[str, Any]] | None = None
+
+
+class FunctionDef(_Open):
+    name: str = Field(min_length=1, max_length=64)
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+
+
+class Tool(_Open):
+    type: Literal["function"] = "function"
+    function: FunctionDef
+
+
+class JSONSchemaFormat(_Open):
+    name: str = Field("response", min_length=1, max_length=64)
+    schema_: dict[str, Any] = Field(default_factory=dict, alias="schema")
+    strict: bool | None = None
+
+
+class ResponseFormat(_Open):
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JSONSchemaFormat | None = None
+
+
+class StreamOptions(_Open):
+    include_usage: StrictBool = False
+
+
+class ChatCompletionRequest(_Open):
+    model: str = Field(min_length=1, max_length=256)
+    messages: list[ChatMessageIn] = Field(min_length=1)
+    stream: StrictBool = False
+    stream_options: StreamOptions | None = None
+    tools: list[Tool] | None = None
+    response_format: ResponseFormat | None = None
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, ge=0, le=1)
+    max_tokens: int | None = Field(None, ge=1)
+    max_completion_tokens: int | None = Field(None, ge=1)
+    n: int | None = Field(None, ge=1, le=1)  # one answer: routing and accounting are per answer
+
+    @property
+    def json_schema(self) -> dict[str, Any] | None:
+        if self.response_format is not None and self.response_format.json_schema is not None:
+            return self.response_format.json_schema.schema_
+        return None
+
+    def needs(self) -> tuple[str, ...]:
+        """Capabilities the answering model must have."""
+        needs = []
+        if self.tools:
+            needs.append("tools")
+        if self.response_format is not None and self.response_format.type != "text":
+            needs.append("json")
+        return tuple(needs)
+
+
+def parse_body(model: type[M], data: object) -> M:
+    """Validate `data` as `model`; the first problem becomes a 400 naming the parameter."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        param = ".".join(str(p) for p in first["loc"]) or None
+        count = exc.error_count()
+        more = f" (and {count - 1} more)" if count > 1 else ""
+        raise InvalidRequest(f"{param or 'body'}: {first['msg']}{more}", param=param, code="invalid_value") from None

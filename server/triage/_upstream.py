@@ -1,0 +1,316 @@
+"""Upstream model calls: one pooled `openai.AsyncOpenAI` (on aiohttp) per provider, explicit timeouts, fallback
+along a route's model chain before the first token, and a cooldown for models that keep failing.
+
+A `ModelStream` is returned only once the upstream has produced its first token (the first chunk carrying content
+or a tool call): every failure before that point is invisible to the client and moves on to the next model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+import time
+from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import httpx2
+import openai
+from openai.types.chat import ChatCompletionChunk
+
+from ._config import ModelConfig, TriageConfig
+from ._exceptions import (
+    AllModelsFailed,
+    InvalidRequest,
+    UpstreamConnectError,
+    UpstreamError,
+    UpstreamProtocolError,
+    UpstreamStatusError,
+    UpstreamTimeout,
+)
+from ._retry import parse_retry_after, retry_delay, should_retry
+
+__all__ = ["ModelStream", "Upstreams", "redact"]
+
+logger = logging.getLogger("triage.upstream")
+
+# Fields Triage sets itself on the upstream request; every other field of the client's body passes through.
+_OWN_FIELDS = frozenset({"model", "messages", "stream", "stream_options"})
+# Upstream statuses that say the request itself is wrong: another model would refuse it as well.
+_CLIENT_FAULT = frozenset({400, 413, 422})
+_KEY_LIKE = re.compile(r"\b(sk|key|rk|pk)-[A-Za-z0-9_\-*]{6,}")
+
+
+def redact(text: str, secrets: Sequence[str] = ()) -> str:
+    """`text` with every configured secret and anything shaped like an API key replaced."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "[redacted]")
+    return _KEY_LIKE.sub("[redacted]", text)
+
+
+def _has_token(chunk: ChatCompletionChunk) -> bool:
+    for choice in chunk.choices:
+        delta = choice.delta
+        if delta.content or delta.tool_calls or getattr(delta, "refusal", None) or choice.finish_reason:
+            return True
+    return False
+
+
+class ModelStream:
+    """A live streamed answer from one model, past its first token. Iterate it once; always `aclose()` it."""
+
+    def __init__(
+        self,
+        model: str,
+        stream: openai.AsyncStream[ChatCompletionChunk],
+        iterator: AsyncIterator[ChatCompletionChunk],
+        head: list[ChatCompletionChunk],
+        *,
+        idle: float,
+        deadline: float,
+        started: float,
+        upstreams: Upstreams,
+    ) -> None:
+        self.model = model
+        self.head = head
+        self.started = started
+        self.first_token_at = time.perf_counter()
+        self._stream = stream
+        self._idle = idle
+        self._deadline = deadline
+        self._upstreams = upstreams
+        self._iterator = iterator
+
+    async def __aiter__(self) -> AsyncIterator[ChatCompletionChunk]:
+        for chunk in self.head:
+            yield chunk
+        while True:
+            wait = min(self._idle, self._deadline - time.monotonic())
+            with self._upstreams.mapped_errors(self.model):
+                try:
+                    async with asyncio.timeout(max(wait, 0)):
+                        chunk = await anext(self._iterator)
+                except StopAsyncIteration:
+                    return
+                except TimeoutError:
+                    raise UpstreamTimeout(
+                        f"model {self.model!r} sent nothing for {wait:.1f}s mid-stream", model=self.model
+                    ) from None
+            yield chunk
+
+    async def aclose(self) -> None:
+        # Closing the response closes the upstream HTTP request: the provider sees the cancel at once.
+        await self._stream.close()
+
+
+@dataclass(slots=True)
+class _Health:
+    consecutive_failures: int = 0
+    cool_until: float = 0.0
+
+
+class Upstreams:
+    """The pooled provider clients and the per-model health that fallback consults."""
+
+    def __init__(self, config: TriageConfig) -> None:
+        self._config = config
+        self._clients: dict[str, openai.AsyncOpenAI] = {}
+        self._health: dict[str, _Health] = {name: _Health() for name in config.models}
+        self._secrets = [
+            key.get_secret_value() for p in config.providers.values() if (key := p.api_key()) is not None
+        ]
+
+    async def start(self) -> None:
+        for name, provider in self._config.providers.items():
+            key = provider.api_key()
+            t = provider.timeout
+            self._clients[name] = openai.AsyncOpenAI(
+                base_url=provider.base_url,
+                # Local servers need no key, but the client insists on one.
+                api_key=key.get_secret_value() if key is not None else "not-needed",
+                max_retries=0,  # fallback and retries are Triage's: the chain, not the same model again
+                timeout=openai.Timeout(connect=t.connect, read=t.idle, write=t.connect, pool=t.first_token),
+                http_client=openai.DefaultAioHttpClient(
+                    limits=httpx2.Limits(max_connections=provider.max_connections, max_keepalive_connections=64),
+                    timeout=openai.Timeout(connect=t.connect, read=t.idle, write=t.connect, pool=t.first_token),
+                ),
+            )
+
+    async def aclose(self) -> None:
+        clients, self._clients = self._clients, {}
+        for client in clients.values():
+            await client.close()
+
+    # -- health ---------------------------------------------------------------------------------------------
+
+    def is_cooling(self, model: str, now: float | None = None) -> bool:
+        return self._health[model].cool_until > (time.monotonic() if now is None else now)
+
+    def _record_failure(self, model: str, error: UpstreamError) -> None:
+        health = self._health[model]
+        health.consecutive_failures += 1
+        retry_after = error.retry_after if isinstance(error, UpstreamStatusError) else None
+        now = time.monotonic()
+        if retry_after is not None:
+            health.cool_until = max(health.cool_until, now + retry_after)
+        if health.consecutive_failures >= self._config.server.cooldown_after_failures:
+            health.cool_until = max(health.cool_until, now + self._config.server.cooldown_seconds)
+            logger.warning("model %s cooling down after %d failures", model, health.consecutive_failures)
+
+    def _record_success(self, model: str) -> None:
+        health = self._health[model]
+        health.consecutive_failures = 0
+        health.cool_until = 0.0
+
+    # -- requests -------------------------------------------------------------------------------------------
+
+    def upstream_body(self, model: str, body: dict[str, Any], *, stream: bool) -> dict[str, Any]:
+        """Keyword arguments for `chat.completions.create`: Triage's own fields set, the rest passed through."""
+        model_cfg = self._config.models[model]
+        extra = {k: v for k, v in body.items() if k not in _OWN_FIELDS}
+        response_format = extra.get("response_format")
+        provider = self._config.providers[model_cfg.provider]
+        if provider.json_schema == "json_object" and isinstance(response_format, dict):
+            if response_format.get("type") == "json_schema":
+                schema = (response_format.get("json_schema") or {}).get("schema", {})
+                extra["response_format"] = {"type": "json_object", "schema": schema}
+        kwargs: dict[str, Any] = {"model": model_cfg.upstream_id, "messages": body["messages"], "extra_body": extra}
+        if stream:
+            kwargs["stream"] = True
+            # Always ask for usage: accounting needs it. The client sees the usage chunk only if it asked.
+            kwargs["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
+        return kwargs
+
+    def model_config(self, model: str) -> ModelConfig:
+        return self._config.models[model]
+
+    @contextlib.contextmanager
+    def mapped_errors(self, model: str) -> Iterator[None]:
+        """Turn openai / transport errors into Triage's tree, most specific first, never leaking a key."""
+        try:
+            yield
+        except UpstreamError:
+            raise
+        except openai.APITimeoutError as exc:
+            raise UpstreamTimeout(f"model {model!r} timed out", model=model) from exc
+        except openai.APIStatusError as exc:
+            status = exc.status_code
+            if status in (401, 403):
+                detail = "the provider rejected Triage's credentials"  # its message may echo part of the key
+            else:
+                detail = redact(str(exc.message)[:300], self._secrets)
+            error = UpstreamStatusError(
+                f"model {model!r} answered {status}: {detail}", status=status, model=model,
+                retry_after=parse_retry_after(exc.response.headers),
+            )
+            error.retryable = status not in _CLIENT_FAULT and (status in (401, 403, 404) or should_retry(
+                status, exc.response.headers))
+            raise error from exc
+        except openai.APIConnectionError as exc:
+            raise UpstreamConnectError(f"cannot reach model {model!r}", model=model) from exc
+        except openai.APIError as exc:
+            # An `error` event inside the stream.
+            raise UpstreamProtocolError(
+                f"model {model!r} reported an error mid-stream: {redact(str(exc.message)[:300], self._secrets)}",
+                model=model,
+            ) from exc
+        except (httpx2.TimeoutException, aiohttp.ServerTimeoutError) as exc:
+            raise UpstreamTimeout(f"model {model!r} timed out", model=model) from exc
+        except (httpx2.TransportError, aiohttp.ClientError) as exc:
+            raise UpstreamProtocolError(f"the stream from model {model!r} was cut", model=model) from exc
+        except json.JSONDecodeError as exc:
+            raise UpstreamProtocolError(f"model {model!r} sent a malformed chunk", model=model) from exc
+
+    async def open_stream(self, model: str, body: dict[str, Any]) -> ModelStream:
+        """Start a streamed answer from `model` and wait for its first token (within the first-token timeout)."""
+        model_cfg = self._config.models[model]
+        timeouts = self._config.providers[model_cfg.provider].timeout
+        client = self._clients[model_cfg.provider]
+        started = time.perf_counter()
+        deadline = time.monotonic() + timeouts.total
+        stream: openai.AsyncStream[ChatCompletionChunk] | None = None
+        head: list[ChatCompletionChunk] = []
+        try:
+            with self.mapped_errors(model):
+                try:
+                    async with asyncio.timeout(timeouts.first_token):
+                        stream = await client.chat.completions.create(**self.upstream_body(model, body, stream=True))
+                        iterator = stream.__aiter__()
+                        while True:
+                            try:
+                                chunk = await anext(iterator)
+                            except StopAsyncIteration:
+                                break  # an empty answer is still an answer
+                            head.append(chunk)
+                            if _has_token(chunk):
+                                break
+                except TimeoutError:
+                    raise UpstreamTimeout(
+                        f"model {model!r} sent no token within {timeouts.first_token:g}s", model=model
+                    ) from None
+        except BaseException:
+            if stream is not None:
+                await stream.close()
+            raise
+        assert stream is not None
+        return ModelStream(
+            model, stream, iterator, head, idle=timeouts.idle, deadline=deadline, started=started, upstreams=self
+        )
+
+    async def complete(self, model: str, body: dict[str, Any]) -> dict[str, Any]:
+        """A non-streamed answer from `model`, as the provider's JSON with `model` set to Triage's name for it."""
+        model_cfg = self._config.models[model]
+        timeouts = self._config.providers[model_cfg.provider].timeout
+        client = self._clients[model_cfg.provider]
+        with self.mapped_errors(model):
+            try:
+                async with asyncio.timeout(timeouts.total):
+                    completion = await client.chat.completions.create(**self.upstream_body(model, body, stream=False))
+            except TimeoutError:
+                raise UpstreamTimeout(f"model {model!r} gave no answer within {timeouts.total:g}s", model=model) from None
+        data = completion.to_dict()
+        data["model"] = model
+        return data
+
+    async def stream_chain(self, models: Sequence[str], body: dict[str, Any]) -> ModelStream:
+        return await self._along_chain(models, lambda m: self.open_stream(m, body))
+
+    async def complete_chain(self, models: Sequence[str], body: dict[str, Any]) -> dict[str, Any]:
+        return await self._along_chain(models, lambda m: self.complete(m, body))
+
+    async def _along_chain(self, models: Sequence[str], attempt: Any) -> Any:
+        """Try each model in order, skipping cooling ones (unless all are); the last model gets one delayed retry
+        when it said, within `server.max_retry_after`, when to come back."""
+        now = time.monotonic()
+        candidates = [m for m in models if not self.is_cooling(m, now)] or list(models)
+        errors: list[UpstreamError] = []
+        for model in candidates:
+            try:
+                result = await attempt(model)
+            except UpstreamStatusError as exc:
+                if not exc.retryable:
+                    raise InvalidRequest(exc.message, code=exc.code) from exc
+                errors.append(exc)
+            except UpstreamError as exc:
+                errors.append(exc)
+            else:
+                self._record_success(model)
+                return result
+            logger.info("model %s failed before its first token (%s); trying the next", model, type(errors[-1]).__name__)
+            self._record_failure(model, errors[-1])
+        last = errors[-1]
+        if isinstance(last, UpstreamStatusError) and last.retry_after is not None:
+            cap = self._config.server.max_retry_after
+            if last.retry_after <= cap:
+                await asyncio.sleep(retry_delay(1, last.retry_after, cap=cap))
+                with contextlib.suppress(UpstreamError):
+                    result = await attempt(candidates[-1])
+                    self._record_success(candidates[-1])
+                    return result
+        tried = ", ".join(repr(m) for m in candidates)
+        raise AllModelsFailed(f"every model of the route failed ({tried}); last: {last.message}", last=last) from last
