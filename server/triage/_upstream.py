@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import re
+import ssl
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
@@ -51,6 +53,12 @@ def redact(text: str, secrets: Sequence[str] = ()) -> str:
         if secret:
             text = text.replace(secret, "[redacted]")
     return _KEY_LIKE.sub("[redacted]", text)
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    # Loading the CA bundle costs ~140 ms of blocking CPU: do it once per process, not once per provider client.
+    return httpx2.create_ssl_context()
 
 
 def _has_token(chunk: ChatCompletionChunk) -> bool:
@@ -129,15 +137,19 @@ class Upstreams:
         for name, provider in self._config.providers.items():
             key = provider.api_key()
             t = provider.timeout
+            timeout = openai.Timeout(connect=t.connect, read=t.idle, write=t.connect, pool=t.first_token)
+            # Plain-HTTP providers (local servers, the simulator) need no TLS context at all.
+            verify: ssl.SSLContext | bool = _tls_context() if provider.base_url.startswith("https:") else False
             self._clients[name] = openai.AsyncOpenAI(
                 base_url=provider.base_url,
                 # Local servers need no key, but the client insists on one.
                 api_key=key.get_secret_value() if key is not None else "not-needed",
                 max_retries=0,  # fallback and retries are Triage's: the chain, not the same model again
-                timeout=openai.Timeout(connect=t.connect, read=t.idle, write=t.connect, pool=t.first_token),
+                timeout=timeout,
                 http_client=openai.DefaultAioHttpClient(
                     limits=httpx2.Limits(max_connections=provider.max_connections, max_keepalive_connections=64),
-                    timeout=openai.Timeout(connect=t.connect, read=t.idle, write=t.connect, pool=t.first_token),
+                    timeout=timeout,
+                    verify=verify,
                 ),
             )
 

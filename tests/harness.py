@@ -1,0 +1,98 @@
+"""Test harness: the simulator and Triage, each a real uvicorn server on loopback, and small helpers to drive them.
+
+Every Triage server in a test is fresh (model health and metrics start clean); the simulator is shared per session
+and reset before each test by the `sim` fixture.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+
+from triage import TriageConfig
+from triage._app import create_app
+from triage._background import BackgroundServer
+from triage._classifier import Classifier
+
+
+def gateway_config(sim_url: str, **overrides: Any) -> TriageConfig:
+    """A three-route config on the simulator: `cheap` for simple and tools, `strong` for reasoning."""
+    data: dict[str, Any] = {
+        "providers": {
+            "sim": {"base_url": sim_url + "/v1", "timeout": {"connect": 2, "first_token": 2, "idle": 2, "total": 30}},
+            # Nothing listens on port 9 (discard) of loopback: connections are refused at once.
+            "down": {"base_url": "http://127.0.0.1:9/v1", "timeout": {"connect": 1, "first_token": 2}},
+        },
+        "models": {
+            "cheap": {"provider": "sim", "upstream_id": "cheap", "input_per_mtok": 0.15, "output_per_mtok": 0.6},
+            "strong": {"provider": "sim", "upstream_id": "strong", "input_per_mtok": 2.5, "output_per_mtok": 10.0},
+            "backup": {"provider": "sim", "upstream_id": "backup", "input_per_mtok": 1.0, "output_per_mtok": 4.0},
+            "offline": {"provider": "down", "upstream_id": "offline", "input_per_mtok": 0.1, "output_per_mtok": 0.1},
+        },
+        "routes": {
+            "simple": {"models": ["cheap", "backup"]},
+            "reasoning": {"models": ["strong", "backup"]},
+            "tool_use": {"models": ["cheap", "strong"]},
+        },
+        "strongest": "strong",
+        "server": {"cooldown_after_failures": 2, "cooldown_seconds": 30, "max_retry_after": 1},
+    }
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(data.get(key), dict):
+            data[key] = {**data[key], **value}
+        else:
+            data[key] = value
+    return TriageConfig(**data)
+
+
+@contextlib.contextmanager
+def run_triage(config: TriageConfig, *, classifier: Classifier | None = None) -> Iterator[BackgroundServer]:
+    with BackgroundServer(create_app(config, classifier=classifier)) as server:
+        yield server
+
+
+class SimControl:
+    """The simulator's control endpoints, synchronously (tests call them between async steps)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def behave(self, model: str, **behaviour: Any) -> None:
+        httpx.put(f"{self.url}/sim/models/{model}", json=behaviour).raise_for_status()
+
+    def stats(self) -> dict[str, Any]:
+        stats: dict[str, Any] = httpx.get(f"{self.url}/sim/stats").json()
+        return stats
+
+    def requests_to(self, model: str) -> int:
+        return int(self.stats()["by_model"].get(model, {}).get("requests", 0))
+
+    def last_request(self, model: str) -> dict[str, Any]:
+        body: dict[str, Any] = httpx.get(f"{self.url}/sim/requests/{model}/last").json()
+        return body
+
+    def reset(self) -> None:
+        httpx.post(f"{self.url}/sim/reset", params={"behaviours": "true"}).raise_for_status()
+
+
+# -- fixtures (imported by the test modules that use them) ----------------------------------------------------
+
+import pytest  # noqa: E402
+
+from triage._sim import create_sim_app  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def sim_server() -> Iterator[BackgroundServer]:
+    with BackgroundServer(create_sim_app()) as server:
+        yield server
+
+
+@pytest.fixture
+def sim_control(sim_server: BackgroundServer) -> SimControl:
+    control = SimControl(sim_server.url)
+    control.reset()
+    return control
