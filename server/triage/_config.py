@@ -19,7 +19,9 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from ._exceptions import ConfigError
 
 __all__ = [
+    "AuthConfig",
     "ClassifierConfig",
+    "KeyConfig",
     "LLMClassifierConfig",
     "ModelConfig",
     "ProviderConfig",
@@ -119,6 +121,30 @@ class ServerConfig(_Strict):
     cooldown_seconds: float = Field(30.0, ge=0, description="how long a failing model is skipped")
     cooldown_after_failures: int = Field(3, ge=1)
     max_retry_after: float = Field(10.0, ge=0, description="longest upstream retry-after honoured before falling on")
+    max_streams: int = Field(1024, ge=1, description="concurrent model requests in total; past it: 503")
+    shutdown_grace: float = Field(10.0, ge=0, description="on shutdown, how long in-flight streams may finish")
+
+
+class KeyConfig(_Strict):
+    """A client key: its id (recorded with each decision), its SHA-256 digest or the env var holding the key,
+    its role, and its limits."""
+
+    id: str = Field(min_length=1, max_length=64)
+    sha256: str | None = Field(None, pattern=r"^[0-9a-fA-F]{64}$")
+    key_env: str | None = None
+    role: Literal["client", "reviewer", "admin"] = "client"
+    rate_per_minute: float | None = Field(None, gt=0, description="token-bucket refill; None: unlimited")
+    max_streams: int | None = Field(None, ge=1, description="concurrent requests for this key")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> KeyConfig:
+        if (self.sha256 is None) == (self.key_env is None):
+            raise ValueError("give exactly one of sha256 or key_env")
+        return self
+
+
+class AuthConfig(_Strict):
+    keys: list[KeyConfig] = Field(default_factory=list, description="none: open access, loopback only")
 
 
 class TriageConfig(BaseSettings):
@@ -138,6 +164,7 @@ class TriageConfig(BaseSettings):
     speculation: SpeculationConfig = SpeculationConfig()
     store: StoreConfig = StoreConfig()
     server: ServerConfig = ServerConfig()
+    auth: AuthConfig = AuthConfig()
 
     @classmethod
     def settings_customise_sources(
