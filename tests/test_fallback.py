@@ -161,7 +161,8 @@ async def test_disconnect_before_the_first_token_cancels_the_upstream(
     async with httpx.AsyncClient(timeout=0.3) as http:
         with pytest.raises(httpx.ReadTimeout):
             await http.post(triage.url + "/v1/chat/completions", json={"model": "auto", "messages": USER, "stream": True})
-    for _ in range(100):
+    # The simulator notices the closed connection when it next writes: at its first token, 1.5 s in.
+    for _ in range(250):
         if sim_control.stats()["cancelled"] == 1:
             break
         await asyncio.sleep(0.02)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from sse_starlette import EventSourceResponse
@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ._accounting import Usage
+from ._accounting import Cost, Usage
 from ._classifier import Classifier, message_text
 from ._config import TriageConfig, load_config
 from ._exceptions import TriageError, UpstreamError
@@ -29,7 +29,10 @@ from ._http import (
     until_disconnect,
 )
 from ._openai_stream import openai_chunks
-from ._schemas import ChatCompletionRequest, parse_body
+from ._schemas import ChatCompletionRequest, TriageChatRequest, parse_body
+from ._structured import IncrementalJSONParser
+from ._structured_schema import SchemaValidator
+from ._ui_stream import ui_events
 
 __all__ = ["create_app"]
 
@@ -38,79 +41,127 @@ logger = logging.getLogger("triage")
 # A client that went away before the response started gets nothing; 499 is nginx's name for that, in our logs.
 _CLIENT_CLOSED = 499
 
+Settle = Callable[[StreamTally, str], tuple[Cost, dict[str, Any]]]
+
 
 def _gateway(request: Request) -> Gateway:
     gateway: Gateway = request.app.state.gateway
     return gateway
 
 
-async def chat_completions(request: Request) -> Response:
+def _prompt_chars(chat: ChatCompletionRequest) -> int:
+    return sum(len(message_text(m.model_dump())) for m in chat.messages)
+
+
+def _settler(gateway: Gateway, routed: Routed, model: str, chat: ChatCompletionRequest, endpoint: str) -> Settle:
+    """Accounting for one answer, to run once when its stream ends however it ends."""
+    prompt_chars = _prompt_chars(chat)
+
+    def settle(tally: StreamTally, status: str) -> tuple[Cost, dict[str, Any]]:
+        usage = tally.final_usage(prompt_chars)
+        cost = gateway.account(routed, model, usage)
+        gateway.metrics.requests.labels(endpoint, status).inc()
+        gateway.metrics.request_seconds.labels(endpoint).observe(time.perf_counter() - routed.received)
+        return cost, _usage_event(usage, cost)
+
+    return settle
+
+
+def _usage_event(usage: Usage, cost: Cost) -> dict[str, Any]:
+    return {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "estimated": usage.estimated,
+        "cost_usd": cost.cost_usd,
+        "baseline_cost_usd": cost.baseline_cost_usd,
+        "saved_usd": cost.saved_usd,
+        "wasted_speculative_tokens": 0,
+    }
+
+
+def _check_schema(chat: ChatCompletionRequest) -> None:
+    # A schema the validator cannot compile is the client's mistake (422), found before any model is asked.
+    if chat.json_schema is not None:
+        SchemaValidator(chat.json_schema)
+
+
+async def _guarded(request: Request, endpoint: str, handler: Callable[[Gateway], Any]) -> Response:
+    """Common frame of the model endpoints: start-up, client gone, error metrics."""
     gateway = _gateway(request)
     await gateway.ensure_started()
-    body = await read_json(request, limit=gateway.config.server.max_body_bytes)
-    chat = parse_body(ChatCompletionRequest, body)
     try:
-        routed = await until_disconnect(gateway.route(chat), request.receive)
-        if chat.stream:
-            return await _stream_openai(gateway, routed, chat, body, request)
-        return await _complete_openai(gateway, routed, chat, body, request)
+        response: Response = await handler(gateway)
+        return response
     except ClientGone:
-        gateway.metrics.requests.labels("chat.completions", "client_closed").inc()
+        gateway.metrics.requests.labels(endpoint, "client_closed").inc()
         return Response(status_code=_CLIENT_CLOSED)
     except TriageError as exc:
-        gateway.metrics.requests.labels("chat.completions", str(exc.status_code)).inc()
+        gateway.metrics.requests.labels(endpoint, str(exc.status_code)).inc()
         if isinstance(exc, UpstreamError) and exc.model is not None:
             gateway.metrics.upstream_errors.labels(exc.model, type(exc).__name__).inc()
         raise
 
 
-def _prompt_chars(chat: ChatCompletionRequest) -> int:
-    return sum(len(message_text(m.model_dump())) for m in chat.messages)
-
-
-async def _stream_openai(
-    gateway: Gateway, routed: Routed, chat: ChatCompletionRequest, body: dict[str, Any], request: Request
-) -> Response:
-    stream = await until_disconnect(gateway.upstreams.stream_chain(routed.plan.models, body), request.receive)
-    gateway.metrics.ttft_seconds.labels(stream.model).observe(time.perf_counter() - routed.received)
-    prompt_chars = _prompt_chars(chat)
-
-    def on_end(tally: StreamTally, status: str) -> None:
-        gateway.account(routed, stream.model, tally.final_usage(prompt_chars))
-        gateway.metrics.requests.labels("chat.completions", status).inc()
-        gateway.metrics.request_seconds.labels("chat.completions").observe(time.perf_counter() - routed.received)
-
-    include_usage = bool(chat.stream_options and chat.stream_options.include_usage)
+def _sse(gateway: Gateway, body: AsyncIterator[bytes], headers: dict[str, str]) -> EventSourceResponse:
     server = gateway.config.server
     return EventSourceResponse(
-        openai_chunks(stream, include_usage=include_usage, on_end=on_end),
-        headers=routed.headers(stream.model),
-        ping=server.ping_interval,
-        send_timeout=server.send_timeout,
-        sep="\n",
+        body, headers=headers, ping=server.ping_interval, send_timeout=server.send_timeout, sep="\n"
     )
 
 
-async def _complete_openai(
-    gateway: Gateway, routed: Routed, chat: ChatCompletionRequest, body: dict[str, Any], request: Request
-) -> Response:
-    data = await until_disconnect(gateway.upstreams.complete_chain(routed.plan.models, body), request.receive)
-    model = str(data["model"])
-    raw_usage = data.get("usage") or {}
-    if raw_usage:
-        usage = Usage(int(raw_usage.get("prompt_tokens", 0)), int(raw_usage.get("completion_tokens", 0)))
-    else:
+async def chat_completions(request: Request) -> Response:
+    async def handle(gateway: Gateway) -> Response:
+        gateway.keys.authenticate(request)
+        body = await read_json(request, limit=gateway.config.server.max_body_bytes)
+        chat = parse_body(ChatCompletionRequest, body)
+        _check_schema(chat)
+        routed = await until_disconnect(gateway.route(chat), request.receive)
+        if chat.stream:
+            stream = await until_disconnect(gateway.upstreams.stream_chain(routed.plan.models, body), request.receive)
+            gateway.metrics.ttft_seconds.labels(stream.model).observe(time.perf_counter() - routed.received)
+            include_usage = bool(chat.stream_options and chat.stream_options.include_usage)
+            settle = _settler(gateway, routed, stream.model, chat, "chat.completions")
+            return _sse(gateway, openai_chunks(stream, include_usage=include_usage, settle=settle),
+                        routed.headers(stream.model))
+        data = await until_disconnect(gateway.upstreams.complete_chain(routed.plan.models, body), request.receive)
+        model = str(data["model"])
         tally = StreamTally()
-        tally.completion_chars = sum(len(str((c.get("message") or {}).get("content") or "")) for c in data["choices"])
-        usage = tally.final_usage(_prompt_chars(chat))
-    gateway.account(routed, model, usage)
-    gateway.metrics.requests.labels("chat.completions", "ok").inc()
-    gateway.metrics.request_seconds.labels("chat.completions").observe(time.perf_counter() - routed.received)
-    return JSONResponse(data, headers=routed.headers(model))
+        raw_usage = data.get("usage") or {}
+        if raw_usage:
+            tally.usage = Usage(int(raw_usage.get("prompt_tokens", 0)), int(raw_usage.get("completion_tokens", 0)))
+        else:
+            tally.completion_chars = sum(len(str((c.get("message") or {}).get("content") or "")) for c in data["choices"])
+        _settler(gateway, routed, model, chat, "chat.completions")(tally, "ok")
+        return JSONResponse(data, headers=routed.headers(model))
+
+    return await _guarded(request, "chat.completions", handle)
+
+
+async def triage_chat(request: Request) -> Response:
+    async def handle(gateway: Gateway) -> Response:
+        gateway.keys.authenticate(request)
+        body = await read_json(request, limit=gateway.config.server.max_body_bytes)
+        chat = parse_body(TriageChatRequest, body)
+        _check_schema(chat)
+        option = chat.structured_schema()
+        parser = IncrementalJSONParser(SchemaValidator(option.schema_)) if option is not None else None
+        routed = await until_disconnect(gateway.route(chat), request.receive)
+        upstream_body = chat.upstream_body(body)
+        stream = await until_disconnect(
+            gateway.upstreams.stream_chain(routed.plan.models, upstream_body), request.receive
+        )
+        gateway.metrics.ttft_seconds.labels(stream.model).observe(time.perf_counter() - routed.received)
+        settle = _settler(gateway, routed, stream.model, chat, "triage.chat")
+        route = routed.route_event(stream.model)
+        return _sse(gateway, ui_events(stream, route=route, parser=parser, settle=settle), routed.headers(stream.model))
+
+    return await _guarded(request, "triage.chat", handle)
 
 
 async def list_models(request: Request) -> Response:
-    config = _gateway(request).config
+    gateway = _gateway(request)
+    gateway.keys.authenticate(request)
+    config = gateway.config
     created = int(time.time())
     names = [config.router_name, *config.models]
     return JSONResponse(
@@ -142,6 +193,7 @@ def create_app(config: TriageConfig | None = None, *, classifier: Classifier | N
     app = Starlette(
         routes=[
             Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+            Route("/v1/triage/chat", triage_chat, methods=["POST"]),
             Route("/v1/models", list_models, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),

@@ -8,9 +8,11 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
 from openai.types.chat import ChatCompletionChunk
 
+from ._auth import KeyRing
 from ._accounting import Cost, Usage, cost_of, estimate_tokens
 from ._classifier import Classifier, ClassifyInput, Decision, LayerTiming, RulesClassifier
 from ._config import TriageConfig
@@ -42,6 +44,23 @@ class Routed:
         if self.decision is not None:
             headers["x-triage-confidence"] = f"{self.decision.confidence:.4f}"
         return headers
+
+    def route_event(self, model: str) -> dict[str, Any]:
+        """The UI stream's `route` event."""
+        decision = self.decision
+        return {
+            "request_id": self.request_id,
+            "category": self.plan.category,
+            "confidence": decision.confidence if decision else None,
+            "scores": dict(decision.scores) if decision else {},
+            "model": model,
+            "planned_model": self.plan.primary,
+            "reason": self.plan.reason,
+            "classifier": decision.classifier if decision else None,
+            "classify_ms": round(decision.latency_ms, 3) if decision else None,
+            "layers": {t.layer: round(t.ms, 3) for t in decision.layers} if decision else {},
+            "speculation": "off",
+        }
 
 
 @dataclass(slots=True)
@@ -78,6 +97,7 @@ class Gateway:
         self.config = config
         self.metrics = Metrics()
         self.upstreams = Upstreams(config)
+        self.keys = KeyRing(config.auth)
         self.classifier: Classifier = classifier or RulesClassifier(config.categories, default=config.default_category)
         self._started = False
         self._start_lock = asyncio.Lock()

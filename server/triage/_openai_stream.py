@@ -29,10 +29,10 @@ async def openai_chunks(
     stream: ModelStream,
     *,
     include_usage: bool,
-    on_end: Callable[[StreamTally, str], None],
+    settle: Callable[[StreamTally, str], object],
 ) -> AsyncIterator[bytes]:
-    """Encode `stream`; `on_end(tally, status)` runs exactly once whatever happens (status: ok | upstream_error |
-    cancelled), after the upstream is closed."""
+    """Encode `stream`; `settle(tally, status)` accounts for it exactly once whatever happens (status: ok |
+    upstream_error | cancelled), after the upstream is closed."""
     tally = StreamTally()
     status = "cancelled"
     try:
@@ -53,4 +53,4 @@ async def openai_chunks(
         # Shielded: on a client disconnect this runs inside a cancelled scope, and the upstream must still close.
         with anyio.move_on_after(_CLOSE_TIMEOUT, shield=True):
             await stream.aclose()
-        on_end(tally, status)
+        settle(tally, status)

@@ -12,7 +12,16 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
 from ._exceptions import InvalidRequest
 
-__all__ = ["ChatCompletionRequest", "ChatMessageIn", "ResponseFormat", "Tool", "parse_body"]
+__all__ = [
+    "DEFAULT_STRUCTURED_SCHEMA",
+    "ChatCompletionRequest",
+    "ChatMessageIn",
+    "ResponseFormat",
+    "StructuredOption",
+    "Tool",
+    "TriageChatRequest",
+    "parse_body",
+]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -79,6 +88,56 @@ class ChatCompletionRequest(_Open):
         if self.response_format is not None and self.response_format.type != "text":
             needs.append("json")
         return tuple(needs)
+
+
+DEFAULT_STRUCTURED_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "title": {"type": "string"},
+        "summary": {"type": "string"},
+        "steps": {"type": "array", "items": {"type": "string"}},
+        "follow_up_questions": {"type": "array", "items": {"type": "string"}},
+    },
+    "required": ["title", "summary", "steps", "follow_up_questions"],
+}
+
+
+class StructuredOption(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field("answer", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    schema_: dict[str, Any] = Field(default_factory=lambda: dict(DEFAULT_STRUCTURED_SCHEMA), alias="schema")
+
+
+class TriageChatRequest(ChatCompletionRequest):
+    """The browser endpoint's body: a chat request (always streamed) plus `structured`, which asks the model for
+    JSON against a schema (`true`: title, summary, steps, follow-up questions) and streams it as field patches."""
+
+    model: str = Field("auto", min_length=1, max_length=256)
+    structured: StructuredOption | bool = False
+
+    def needs(self) -> tuple[str, ...]:
+        needs = super().needs()
+        if self.structured_schema() is not None and "json" not in needs:
+            needs = (*needs, "json")
+        return needs
+
+    def structured_schema(self) -> StructuredOption | None:
+        if self.structured is True:
+            return StructuredOption()
+        return self.structured or None
+
+    def upstream_body(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The body sent on to the model: `structured` becomes `response_format`; the answer is always streamed."""
+        out = {k: v for k, v in body.items() if k != "structured"}
+        out["stream"] = True
+        option = self.structured_schema()
+        if option is not None:
+            out["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": option.name, "schema": option.schema_, "strict": True},
+            }
+        return out
 
 
 def parse_body(model: type[M], data: object) -> M:
