@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 from sse_starlette import EventSourceResponse
@@ -13,7 +15,8 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from ._accounting import Cost, Usage
 from ._classifier import Classifier, message_text
@@ -177,8 +180,17 @@ async def metrics(request: Request) -> Response:
     return Response(_gateway(request).metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
-def create_app(config: TriageConfig | None = None, *, classifier: Classifier | None = None) -> Starlette:
-    """The Triage ASGI app. Without `config`, the shipped demo configuration."""
+def static_dir() -> Path | None:
+    """The demo UI's files: `TRIAGE_STATIC_DIR`, else `static/` of the source checkout Triage runs from."""
+    configured = os.environ.get("TRIAGE_STATIC_DIR")
+    path = Path(configured) if configured else Path(__file__).resolve().parents[2] / "static"
+    return path if (path / "index.html").is_file() else None
+
+
+def create_app(
+    config: TriageConfig | None = None, *, classifier: Classifier | None = None, ui: bool = True
+) -> Starlette:
+    """The Triage ASGI app. Without `config`, the shipped demo configuration; `ui` serves the demo at `/`."""
     config = config or load_config()
     gateway = Gateway(config, classifier=classifier)
 
@@ -190,14 +202,18 @@ def create_app(config: TriageConfig | None = None, *, classifier: Classifier | N
         finally:
             await gateway.stop()
 
+    routes: list[BaseRoute] = [
+        Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+        Route("/v1/triage/chat", triage_chat, methods=["POST"]),
+        Route("/v1/models", list_models, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+    ]
+    ui_files = static_dir() if ui else None
+    if ui_files is not None:
+        routes.append(Mount("/", StaticFiles(directory=ui_files, html=True), name="ui"))
     app = Starlette(
-        routes=[
-            Route("/v1/chat/completions", chat_completions, methods=["POST"]),
-            Route("/v1/triage/chat", triage_chat, methods=["POST"]),
-            Route("/v1/models", list_models, methods=["GET"]),
-            Route("/healthz", healthz, methods=["GET"]),
-            Route("/metrics", metrics, methods=["GET"]),
-        ],
+        routes=routes,
         exception_handlers={
             TriageError: triage_error_handler,
             HTTPException: http_error_handler,

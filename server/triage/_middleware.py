@@ -29,7 +29,7 @@ class TriageMiddleware:
             raise ValueError("prefix must start with '/' and not end with one, e.g. '/triage'")
         self.app = app
         self.prefix = prefix
-        self.triage = create_app(config, classifier=classifier)
+        self.triage = create_app(config, classifier=classifier, ui=False)
         self.gateway: Gateway = self.triage.state.gateway
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
