@@ -1,0 +1,255 @@
+"""Versions of the local classifier's head, and the reloader that moves a running server onto a new one.
+
+On disk (by default `heads/` beside the store's file):
+
+    heads/
+      v0001/  head files (whatever `Head.save` writes) + meta.json (when, from what, the evaluation)
+      v0002/
+      current             the version in service: "v0002", or "default" for the configured/shipped head
+      history.jsonl       one line per install, rollback and refused candidate
+
+`current` is replaced atomically (write a temporary file, fsync, rename), so a reader sees the old name or the
+new one, never half of one. Servers notice a new pointer by polling it (`HeadReloader`, once a second by default;
+polling works on every filesystem, inotify does not on network mounts) or at once on `POST /v1/admin/reload`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import re
+import shutil
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ._classifier import Classifier
+from ._config import TriageConfig
+from ._exceptions import ClassifierError, InvalidRequest
+
+__all__ = ["DEFAULT_VERSION", "Build", "HeadReloader", "HeadVersions", "ReloadResult", "VersionInfo", "heads_dir"]
+
+logger = logging.getLogger("triage.heads")
+
+DEFAULT_VERSION = "default"
+_POINTER = "current"
+_VERSION = re.compile(r"^v(\d{4,})$")
+
+
+def heads_dir(config: TriageConfig) -> Path:
+    """Where versions live: `heads/` in the store's directory, so the learning loop's state stays together."""
+    return Path(config.store.path).resolve().parent / "heads"
+
+
+@dataclass(frozen=True, slots=True)
+class VersionInfo:
+    name: str
+    path: Path | None  # None: the default head
+    meta: dict[str, Any]
+
+
+class HeadVersions:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    @property
+    def pointer(self) -> Path:
+        return self.root / _POINTER
+
+    def current(self) -> str:
+        """The version in service; `default` when nothing was ever installed."""
+        try:
+            name = self.pointer.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            return DEFAULT_VERSION
+        return name or DEFAULT_VERSION
+
+    def path_of(self, name: str) -> Path | None:
+        """The directory of version `name`; None for the default head."""
+        if name == DEFAULT_VERSION:
+            return None
+        if not _VERSION.match(name):
+            raise ValueError(f"not a head version: {name!r}")
+        return self.root / name
+
+    def info(self, name: str) -> VersionInfo:
+        path = self.path_of(name)
+        meta: dict[str, Any] = {}
+        if path is not None:
+            try:
+                meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
+            except FileNotFoundError:
+                pass
+        return VersionInfo(name, path, meta)
+
+    def versions(self) -> list[str]:
+        """Installed versions, oldest first."""
+        if not self.root.is_dir():
+            return []
+        names = [p.name for p in self.root.iterdir() if p.is_dir() and _VERSION.match(p.name)]
+        return sorted(names, key=lambda n: int(n[1:]))
+
+    def staging(self) -> Path:
+        """A fresh directory to save a candidate head into, before it is judged."""
+        path = self.root / f".staging-{uuid.uuid4().hex[:12]}"
+        path.mkdir(parents=True)
+        return path
+
+    def discard(self, staging: Path) -> None:
+        shutil.rmtree(staging, ignore_errors=True)
+
+    def install(self, staging: Path, meta: dict[str, Any]) -> str:
+        """Make a staged candidate the next version and put it in service."""
+        previous = self.current()
+        while True:
+            existing = self.versions()
+            name = f"v{(int(existing[-1][1:]) + 1) if existing else 1:04d}"
+            try:
+                # mkdir claims the name atomically even against a concurrent `triage retrain`.
+                (self.root / name).mkdir()
+                break
+            except FileExistsError:
+                continue
+        target = self.root / name
+        (staging / "meta.json").write_text(
+            json.dumps({**meta, "version": name, "parent": previous, "installed_at": time.time()}, indent=2),
+            encoding="utf-8",
+        )
+        for item in staging.iterdir():
+            os.replace(item, target / item.name)
+        staging.rmdir()
+        self.set_current(name)
+        self.log("install", version=name, previous=previous)
+        return name
+
+    def set_current(self, name: str) -> None:
+        self.path_of(name)  # validates
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = self.root / f".{_POINTER}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(name + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.pointer)
+        # The rename itself is durable only once the directory is synced.
+        fd = os.open(self.root, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def previous(self) -> str:
+        """The version before the one in service: the next older installed one, else the default head."""
+        current = self.current()
+        older = [n for n in self.versions() if current == DEFAULT_VERSION or int(n[1:]) < int(current[1:])]
+        if current == DEFAULT_VERSION:
+            raise LookupError("the default head is in service: there is nothing older to roll back to")
+        return older[-1] if older else DEFAULT_VERSION
+
+    def rollback(self) -> tuple[str, str]:
+        """Put the previous version in service; returns (from, to). Versions are kept, so this can be undone
+        with `set_current`."""
+        current = self.current()
+        target = self.previous()
+        self.set_current(target)
+        self.log("rollback", version=target, previous=current)
+        return current, target
+
+    def log(self, action: str, **fields: Any) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / "history.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps({"at": time.time(), "action": action, **fields}) + "\n")
+
+
+# -- the running server's side ----------------------------------------------------------------------------------
+
+Build = Callable[[Path | None], Classifier]
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadResult:
+    version: str
+    previous: str | None
+    reloaded: bool
+
+    def to_dict(self) -> dict[str, object]:
+        return {"object": "triage.head", "version": self.version, "previous": self.previous, "reloaded": self.reloaded}
+
+
+class HeadReloader:
+    """Keeps a server's classifier on the version `current` names.
+
+    `build(path)` makes the configured classifier with the head in `path` (None: the default head); it runs in a
+    thread, since loading weights blocks. `swap(classifier)` installs it: one reference assignment, so a request
+    classifies entirely with the old classifier or entirely with the new one, and streams already answering are
+    not touched. A version that fails to load is logged and skipped until the pointer moves again; the old
+    classifier stays in service.
+    """
+
+    def __init__(
+        self, versions: HeadVersions | None, build: Build, swap: Callable[[Classifier], None], *,
+        interval: float = 1.0,
+    ) -> None:
+        self.versions = versions
+        self._build = build
+        self._swap = swap
+        self._interval = interval
+        # The server starts on the default head (built from the config before the reloader runs).
+        self.loaded: str = DEFAULT_VERSION
+        self._failed: str | None = None
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Load the version in service if it is not the default, then watch the pointer."""
+        if self.versions is None or self._task is not None:
+            return
+        await self._check()
+        self._task = asyncio.create_task(self._watch(), name="triage-head-watch")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def reload(self, *, force: bool = False) -> ReloadResult:
+        if self.versions is None:
+            raise InvalidRequest("classifier.kind is rules: there is no head to reload", code="no_head")
+        versions = self.versions
+        async with self._lock:
+            name = await asyncio.to_thread(versions.current)
+            if name == self.loaded and not force:
+                return ReloadResult(name, self.loaded, False)
+            try:
+                classifier = await asyncio.to_thread(self._build, versions.path_of(name))
+            except Exception as exc:
+                self._failed = name
+                logger.exception("could not load head %s; keeping %s", name, self.loaded)
+                raise ClassifierError(f"could not load head {name}: {type(exc).__name__}; kept {self.loaded}") from exc
+            self._swap(classifier)
+            previous, self.loaded, self._failed = self.loaded, name, None
+            logger.info("classifier head %s in service (was %s)", name, previous)
+            return ReloadResult(name, previous, True)
+
+    async def _check(self) -> None:
+        assert self.versions is not None
+        name = await asyncio.to_thread(self.versions.current)
+        if name not in (self.loaded, self._failed):
+            try:
+                await self.reload()
+            except ClassifierError:
+                pass  # logged; retried when the pointer moves
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                await self._check()
+            except Exception:
+                logger.exception("watching %s failed; will retry", self.versions and self.versions.pointer)
