@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from ._classifier import ClassifyInput, Classifier, Decision, LayerTiming, RulesClassifier
+from ._classifier import Classifier, ClassifyInput, Decision, LayerTiming, RulesClassifier
 from ._config import TriageConfig, load_config
-from ._exceptions import *  # noqa: F403  (the tree's __all__ is curated)
+from ._middleware import TriageMiddleware
+from ._app import create_app
+from ._exceptions import *
 from ._exceptions import __all__ as _exception_names
 
 __version__ = "0.1.0"
@@ -16,6 +18,8 @@ __all__ = [
     "LayerTiming",
     "RulesClassifier",
     "TriageConfig",
+    "TriageMiddleware",
+    "create_app",
     "load_config",
     *_exception_names,
 ]

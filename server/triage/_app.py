@@ -6,19 +6,23 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sse_starlette import EventSourceResponse
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from ._accounting import Cost, Usage
+from ._accounting import Usage
+from ._answer import Answer
+from ._auth import Caller
 from ._classifier import Classifier, message_text
 from ._config import TriageConfig, load_config
 from ._exceptions import TriageError, UpstreamError
@@ -31,6 +35,7 @@ from ._http import (
     unexpected_error_handler,
     until_disconnect,
 )
+from ._limits import Lease
 from ._openai_stream import openai_chunks
 from ._schemas import ChatCompletionRequest, TriageChatRequest, parse_body
 from ._structured import IncrementalJSONParser
@@ -44,7 +49,18 @@ logger = logging.getLogger("triage")
 # A client that went away before the response started gets nothing; 499 is nginx's name for that, in our logs.
 _CLIENT_CLOSED = 499
 
-Settle = Callable[[StreamTally, str], tuple[Cost, dict[str, Any]]]
+@dataclass(slots=True)
+class _Call:
+    """One model request's caller and its concurrency slot, which a streamed answer takes over."""
+
+    gateway: Gateway
+    caller: Caller
+    lease: Lease
+    handed_over: bool = False
+
+    def hand_over(self) -> Lease:
+        self.handed_over = True
+        return self.lease
 
 
 def _gateway(request: Request) -> Gateway:
@@ -56,30 +72,28 @@ def _prompt_chars(chat: ChatCompletionRequest) -> int:
     return sum(len(message_text(m.model_dump())) for m in chat.messages)
 
 
-def _settler(gateway: Gateway, routed: Routed, model: str, chat: ChatCompletionRequest, endpoint: str) -> Settle:
-    """Accounting for one answer, to run once when its stream ends however it ends."""
+def _settler(
+    gateway: Gateway, routed: Routed, model: str, chat: ChatCompletionRequest, endpoint: str
+) -> Callable[[StreamTally, str], dict[str, Any]]:
+    """Accounting for one answer, to run once when it ends however it ends; returns the `usage` event's data."""
     prompt_chars = _prompt_chars(chat)
 
-    def settle(tally: StreamTally, status: str) -> tuple[Cost, dict[str, Any]]:
+    def settle(tally: StreamTally, status: str) -> dict[str, Any]:
         usage = tally.final_usage(prompt_chars)
         cost = gateway.account(routed, model, usage)
         gateway.metrics.requests.labels(endpoint, status).inc()
         gateway.metrics.request_seconds.labels(endpoint).observe(time.perf_counter() - routed.received)
-        return cost, _usage_event(usage, cost)
+        return {
+            "prompt_tokens": usage.prompt_tokens,
+            "completion_tokens": usage.completion_tokens,
+            "estimated": usage.estimated,
+            "cost_usd": cost.cost_usd,
+            "baseline_cost_usd": cost.baseline_cost_usd,
+            "saved_usd": cost.saved_usd,
+            "wasted_speculative_tokens": 0,
+        }
 
     return settle
-
-
-def _usage_event(usage: Usage, cost: Cost) -> dict[str, Any]:
-    return {
-        "prompt_tokens": usage.prompt_tokens,
-        "completion_tokens": usage.completion_tokens,
-        "estimated": usage.estimated,
-        "cost_usd": cost.cost_usd,
-        "baseline_cost_usd": cost.baseline_cost_usd,
-        "saved_usd": cost.saved_usd,
-        "wasted_speculative_tokens": 0,
-    }
 
 
 def _check_schema(chat: ChatCompletionRequest) -> None:
@@ -88,13 +102,16 @@ def _check_schema(chat: ChatCompletionRequest) -> None:
         SchemaValidator(chat.json_schema)
 
 
-async def _guarded(request: Request, endpoint: str, handler: Callable[[Gateway], Any]) -> Response:
-    """Common frame of the model endpoints: start-up, client gone, error metrics."""
+async def _guarded(request: Request, endpoint: str, handler: Callable[[_Call], Awaitable[Response]]) -> Response:
+    """The frame of the model endpoints: key, rate limit, concurrency slot, client gone, error metrics."""
     gateway = _gateway(request)
     await gateway.ensure_started()
+    call: _Call | None = None
     try:
-        response: Response = await handler(gateway)
-        return response
+        caller = gateway.keys.authenticate(request)
+        gateway.limiter.check(caller)
+        call = _Call(gateway, caller, gateway.slots.acquire(caller))
+        return await handler(call)
     except ClientGone:
         gateway.metrics.requests.labels(endpoint, "client_closed").inc()
         return Response(status_code=_CLIENT_CLOSED)
@@ -103,18 +120,22 @@ async def _guarded(request: Request, endpoint: str, handler: Callable[[Gateway],
         if isinstance(exc, UpstreamError) and exc.model is not None:
             gateway.metrics.upstream_errors.labels(exc.model, type(exc).__name__).inc()
         raise
+    finally:
+        if call is not None and not call.handed_over:
+            call.lease.release()
 
 
-def _sse(gateway: Gateway, body: AsyncIterator[bytes], headers: dict[str, str]) -> EventSourceResponse:
+def _sse(gateway: Gateway, answer: Answer[Any], body: AsyncIterator[bytes], headers: dict[str, str]) -> Response:
     server = gateway.config.server
     return EventSourceResponse(
-        body, headers=headers, ping=server.ping_interval, send_timeout=server.send_timeout, sep="\n"
+        body, headers=headers, ping=server.ping_interval, send_timeout=server.send_timeout, sep="\n",
+        background=BackgroundTask(answer.aclose),
     )
 
 
 async def chat_completions(request: Request) -> Response:
-    async def handle(gateway: Gateway) -> Response:
-        gateway.keys.authenticate(request)
+    async def handle(call: _Call) -> Response:
+        gateway = call.gateway
         body = await read_json(request, limit=gateway.config.server.max_body_bytes)
         chat = parse_body(ChatCompletionRequest, body)
         _check_schema(chat)
@@ -122,9 +143,10 @@ async def chat_completions(request: Request) -> Response:
         if chat.stream:
             stream = await until_disconnect(gateway.upstreams.stream_chain(routed.plan.models, body), request.receive)
             gateway.metrics.ttft_seconds.labels(stream.model).observe(time.perf_counter() - routed.received)
-            include_usage = bool(chat.stream_options and chat.stream_options.include_usage)
             settle = _settler(gateway, routed, stream.model, chat, "chat.completions")
-            return _sse(gateway, openai_chunks(stream, include_usage=include_usage, settle=settle),
+            answer = Answer(stream, settle, call.hand_over())
+            include_usage = bool(chat.stream_options and chat.stream_options.include_usage)
+            return _sse(gateway, answer, openai_chunks(answer, include_usage=include_usage),
                         routed.headers(stream.model))
         data = await until_disconnect(gateway.upstreams.complete_chain(routed.plan.models, body), request.receive)
         model = str(data["model"])
@@ -141,22 +163,21 @@ async def chat_completions(request: Request) -> Response:
 
 
 async def triage_chat(request: Request) -> Response:
-    async def handle(gateway: Gateway) -> Response:
-        gateway.keys.authenticate(request)
+    async def handle(call: _Call) -> Response:
+        gateway = call.gateway
         body = await read_json(request, limit=gateway.config.server.max_body_bytes)
         chat = parse_body(TriageChatRequest, body)
         _check_schema(chat)
         option = chat.structured_schema()
         parser = IncrementalJSONParser(SchemaValidator(option.schema_)) if option is not None else None
         routed = await until_disconnect(gateway.route(chat), request.receive)
-        upstream_body = chat.upstream_body(body)
         stream = await until_disconnect(
-            gateway.upstreams.stream_chain(routed.plan.models, upstream_body), request.receive
+            gateway.upstreams.stream_chain(routed.plan.models, chat.upstream_body(body)), request.receive
         )
         gateway.metrics.ttft_seconds.labels(stream.model).observe(time.perf_counter() - routed.received)
-        settle = _settler(gateway, routed, stream.model, chat, "triage.chat")
-        route = routed.route_event(stream.model)
-        return _sse(gateway, ui_events(stream, route=route, parser=parser, settle=settle), routed.headers(stream.model))
+        answer = Answer(stream, _settler(gateway, routed, stream.model, chat, "triage.chat"), call.hand_over())
+        events = ui_events(answer, route=routed.route_event(stream.model), parser=parser)
+        return _sse(gateway, answer, events, routed.headers(stream.model))
 
     return await _guarded(request, "triage.chat", handle)
 

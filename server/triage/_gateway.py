@@ -12,11 +12,12 @@ from typing import Any
 
 from openai.types.chat import ChatCompletionChunk
 
-from ._auth import KeyRing
 from ._accounting import Cost, Usage, cost_of, estimate_tokens
+from ._auth import KeyRing
 from ._classifier import Classifier, ClassifyInput, Decision, LayerTiming, RulesClassifier
 from ._config import TriageConfig
 from ._exceptions import NotFound
+from ._limits import RateLimiter, StreamSlots
 from ._metrics import Metrics
 from ._policy import RoutePlan, plan_route
 from ._schemas import ChatCompletionRequest
@@ -98,6 +99,8 @@ class Gateway:
         self.metrics = Metrics()
         self.upstreams = Upstreams(config)
         self.keys = KeyRing(config.auth)
+        self.limiter = RateLimiter()
+        self.slots = StreamSlots(config.server.max_streams)
         self.classifier: Classifier = classifier or RulesClassifier(config.categories, default=config.default_category)
         self._started = False
         self._start_lock = asyncio.Lock()

@@ -14,23 +14,17 @@ A stream always ends with `done` or `error`: never silently.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
-import anyio
-
-from ._accounting import Cost
+from ._answer import Answer
 from ._exceptions import StructuredOutputError, TriageError, UpstreamError
-from ._gateway import StreamTally
 from ._http import dumps
 from ._structured import IncrementalJSONParser
-from ._upstream import ModelStream
 
-__all__ = ["sse_event", "ui_events"]
+__all__ = ["error_event", "sse_event", "ui_events"]
 
 logger = logging.getLogger("triage.stream")
-
-_CLOSE_TIMEOUT = 5.0
 
 
 def sse_event(event: str, data: object) -> bytes:
@@ -45,20 +39,13 @@ def error_event(exc: TriageError) -> bytes:
 
 
 async def ui_events(
-    stream: ModelStream,
-    *,
-    route: dict[str, Any],
-    parser: IncrementalJSONParser | None,
-    settle: Callable[[StreamTally, str], tuple[Cost, dict[str, Any]]],
+    answer: Answer[dict[str, Any]], *, route: dict[str, Any], parser: IncrementalJSONParser | None
 ) -> AsyncIterator[bytes]:
-    """Encode `stream` for a browser. `settle(tally, status)` accounts for the request exactly once and returns its
-    cost and the `usage` event's data; it runs before `usage` on success, and on the way out otherwise."""
-    tally = StreamTally()
-    settled = False
+    """Encode `answer` for a browser. `answer.settle(status)` returns the `usage` event's data."""
     yield sse_event("route", route)
     try:
-        async for chunk in stream:
-            tally.observe(chunk)
+        async for chunk in answer.stream:
+            answer.tally.observe(chunk)
             for choice in chunk.choices:
                 delta = choice.delta
                 if delta.content:
@@ -70,24 +57,19 @@ async def ui_events(
                 for call in delta.tool_calls or ():
                     function = call.function
                     yield sse_event("tool_call", {
-                        "index": call.index, "id": call.id,
+                        "index": call.index,
+                        "id": call.id,
                         "name": function.name if function else None,
                         "arguments": (function.arguments or "") if function else "",
                     })
         if parser is not None:
             for patch in parser.finish():
                 yield sse_event("patch", patch)
-        settled = True
-        _, usage = settle(tally, "ok")
-        yield sse_event("usage", usage)
-        yield sse_event("done", {"finish_reason": tally.finish_reason})
+        yield sse_event("usage", answer.settle("ok"))
+        yield sse_event("done", {"finish_reason": answer.tally.finish_reason})
     except (UpstreamError, StructuredOutputError) as exc:
-        logger.warning("UI stream from %s ended in error: %s", stream.model, exc.message)
-        settled = True
-        settle(tally, "upstream_error")
+        logger.warning("UI stream from %s ended in error: %s", answer.model, exc.message)
+        answer.settle("upstream_error")
         yield error_event(exc)
     finally:
-        with anyio.move_on_after(_CLOSE_TIMEOUT, shield=True):
-            await stream.aclose()
-        if not settled:
-            settle(tally, "cancelled")
+        await answer.aclose()
