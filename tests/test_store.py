@@ -3,15 +3,22 @@ queued records, retention."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import io
+import json
 import sqlite3
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
+from triage import TriageConfig
 from triage._config import StoreConfig
 from triage._exceptions import NotFound
+from triage._export import export
+from triage._export import run as run_export
 from triage._records import DecisionRecord
 from triage._sqlite_store import SQLiteStore, open_store
 from triage._store import Store
@@ -175,3 +182,31 @@ async def test_stop_writes_everything_queued(tmp_path: Path) -> None:
         store.submit(make_record(f"req_{i}"))
     await store.stop()
     assert raw_rows(config.path, "SELECT COUNT(*) FROM decisions") == [(1000,)]
+
+
+async def test_export_writes_decisions_then_corrections(tmp_path: Path) -> None:
+    config = TriageConfig.model_validate({
+        "providers": {"p": {"base_url": "http://127.0.0.1:9/v1"}},
+        "models": {"m": {"provider": "p", "upstream_id": "m"}},
+        "routes": {"simple": {"models": ["m"]}, "reasoning": {"models": ["m"]}},
+        "store": {"path": str(tmp_path / "triage.db")},
+    })
+    base = time.time() - 100
+    async with open_store(config.store) as store:
+        for i in range(3):
+            store.submit(make_record(f"req_{i}", created_at=base + i))
+        await store.add_correction("req_1", "reasoning", note="n")
+    out = io.StringIO()
+    assert await export(config, out) == (3, 1)
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [(x["type"], x["request_id"]) for x in lines] == [
+        ("decision", "req_0"), ("decision", "req_1"), ("decision", "req_2"), ("correction", "req_1")]
+    assert DecisionRecord(**{k: v for k, v in lines[2].items() if k != "type"}) == make_record("req_2", created_at=base + 2)
+    assert lines[3]["category"] == "reasoning" and lines[3]["note"] == "n"
+    # The command: a complete file, or none.
+    config_file = tmp_path / "triage.yaml"
+    config_file.write_text(yaml.safe_dump(config.model_dump(mode="json")), encoding="utf-8")
+    out_file = tmp_path / "export.jsonl"
+    args = argparse.Namespace(out=str(out_file), config=str(config_file), since=str(base + 1.5))
+    assert await asyncio.to_thread(run_export, args) == 0
+    assert [json.loads(line)["request_id"] for line in out_file.read_text().splitlines()] == ["req_2", "req_1"]
