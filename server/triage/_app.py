@@ -23,7 +23,7 @@ from starlette.staticfiles import StaticFiles
 from ._accounting import Usage
 from ._answer import Answer
 from ._auth import Caller
-from ._classifier import Classifier, message_text
+from ._classifier import Classifier
 from ._config import TriageConfig, load_config
 from ._exceptions import TriageError, UpstreamError
 from ._gateway import Gateway, Routed, StreamTally
@@ -68,29 +68,23 @@ def _gateway(request: Request) -> Gateway:
     return gateway
 
 
-def _prompt_chars(chat: ChatCompletionRequest) -> int:
-    return sum(len(message_text(m.model_dump())) for m in chat.messages)
-
-
 def _settler(
-    gateway: Gateway, routed: Routed, model: str, chat: ChatCompletionRequest, endpoint: str
+    gateway: Gateway, routed: Routed, model: str, endpoint: str
 ) -> Callable[[StreamTally, str], dict[str, Any]]:
     """Accounting for one answer, to run once when it ends however it ends; returns the `usage` event's data."""
-    prompt_chars = _prompt_chars(chat)
 
     def settle(tally: StreamTally, status: str) -> dict[str, Any]:
-        usage = tally.final_usage(prompt_chars)
-        cost = gateway.account(routed, model, usage)
-        gateway.metrics.requests.labels(endpoint, status).inc()
-        gateway.metrics.request_seconds.labels(endpoint).observe(time.perf_counter() - routed.received)
+        usage = tally.final_usage(routed.prompt_chars)
+        cost = gateway.settle(routed, model, usage, status, endpoint)  # type: ignore[arg-type]
         return {
             "prompt_tokens": usage.prompt_tokens,
             "completion_tokens": usage.completion_tokens,
             "estimated": usage.estimated,
             "cost_usd": cost.cost_usd,
             "baseline_cost_usd": cost.baseline_cost_usd,
-            "saved_usd": cost.saved_usd,
-            "wasted_speculative_tokens": 0,
+            "saved_usd": cost.saved_usd - routed.wasted_cost_usd,
+            "wasted_speculative_tokens": routed.wasted.prompt_tokens + routed.wasted.completion_tokens,
+            "wasted_cost_usd": routed.wasted_cost_usd,
         }
 
     return settle
@@ -134,21 +128,25 @@ def _sse(gateway: Gateway, answer: Answer[Any], body: AsyncIterator[bytes], head
 
 
 async def chat_completions(request: Request) -> Response:
+    endpoint = "chat.completions"
+
     async def handle(call: _Call) -> Response:
         gateway = call.gateway
         body = await read_json(request, limit=gateway.config.server.max_body_bytes)
         chat = parse_body(ChatCompletionRequest, body)
         _check_schema(chat)
-        routed = await until_disconnect(gateway.route(chat), request.receive)
+        routed, inputs = gateway.begin(chat, call.caller.key_id)
+        with gateway.failing(routed, endpoint):
+            if chat.stream:
+                stream = await until_disconnect(gateway.open_stream(chat, body, routed, inputs), request.receive)
+            else:
+                data = await until_disconnect(gateway.open_completion(chat, body, routed, inputs), request.receive)
         if chat.stream:
-            stream = await until_disconnect(gateway.upstreams.stream_chain(routed.plan.models, body), request.receive)
             gateway.metrics.ttft_seconds.labels(stream.model).observe(time.perf_counter() - routed.received)
-            settle = _settler(gateway, routed, stream.model, chat, "chat.completions")
-            answer = Answer(stream, settle, call.hand_over())
+            answer = Answer(stream, _settler(gateway, routed, stream.model, endpoint), call.hand_over())
             include_usage = bool(chat.stream_options and chat.stream_options.include_usage)
             return _sse(gateway, answer, openai_chunks(answer, include_usage=include_usage),
                         routed.headers(stream.model))
-        data = await until_disconnect(gateway.upstreams.complete_chain(routed.plan.models, body), request.receive)
         model = str(data["model"])
         tally = StreamTally()
         raw_usage = data.get("usage") or {}
@@ -156,13 +154,15 @@ async def chat_completions(request: Request) -> Response:
             tally.usage = Usage(int(raw_usage.get("prompt_tokens", 0)), int(raw_usage.get("completion_tokens", 0)))
         else:
             tally.completion_chars = sum(len(str((c.get("message") or {}).get("content") or "")) for c in data["choices"])
-        _settler(gateway, routed, model, chat, "chat.completions")(tally, "ok")
+        _settler(gateway, routed, model, endpoint)(tally, "ok")
         return JSONResponse(data, headers=routed.headers(model))
 
-    return await _guarded(request, "chat.completions", handle)
+    return await _guarded(request, endpoint, handle)
 
 
 async def triage_chat(request: Request) -> Response:
+    endpoint = "triage.chat"
+
     async def handle(call: _Call) -> Response:
         gateway = call.gateway
         body = await read_json(request, limit=gateway.config.server.max_body_bytes)
@@ -170,16 +170,17 @@ async def triage_chat(request: Request) -> Response:
         _check_schema(chat)
         option = chat.structured_schema()
         parser = IncrementalJSONParser(SchemaValidator(option.schema_)) if option is not None else None
-        routed = await until_disconnect(gateway.route(chat), request.receive)
-        stream = await until_disconnect(
-            gateway.upstreams.stream_chain(routed.plan.models, chat.upstream_body(body)), request.receive
-        )
+        routed, inputs = gateway.begin(chat, call.caller.key_id)
+        with gateway.failing(routed, endpoint):
+            stream = await until_disconnect(
+                gateway.open_stream(chat, chat.upstream_body(body), routed, inputs), request.receive
+            )
         gateway.metrics.ttft_seconds.labels(stream.model).observe(time.perf_counter() - routed.received)
-        answer = Answer(stream, _settler(gateway, routed, stream.model, chat, "triage.chat"), call.hand_over())
+        answer = Answer(stream, _settler(gateway, routed, stream.model, endpoint), call.hand_over())
         events = ui_events(answer, route=routed.route_event(stream.model), parser=parser)
         return _sse(gateway, answer, events, routed.headers(stream.model))
 
-    return await _guarded(request, "triage.chat", handle)
+    return await _guarded(request, endpoint, handle)
 
 
 async def list_models(request: Request) -> Response:

@@ -3,17 +3,21 @@ HTTP server (the simulated provider, Triage itself) inside the calling process."
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
+from collections.abc import Callable
 from types import TracebackType
-from typing import Self
+from typing import Self, TypeVar
 
 import uvicorn
 
 from ._types import ASGIApp
 
 __all__ = ["BackgroundServer"]
+
+T = TypeVar("T")
 
 
 class BackgroundServer:
@@ -78,11 +82,30 @@ class BackgroundServer:
         return self
 
     def _run(self, sock: socket.socket) -> None:
+        # Our own loop (the one uvicorn's `run` would build), kept so `call` can reach it from other threads.
+        factory = self.config.get_loop_factory() or asyncio.new_event_loop
+        self.loop = factory()
+        asyncio.set_event_loop(self.loop)
         try:
-            self.server.run(sockets=[sock])
+            self.loop.run_until_complete(self.server.serve(sockets=[sock]))
         except SystemExit:
             # uvicorn calls sys.exit() when the app's lifespan startup fails; `__enter__` sees the thread end.
             pass
+        finally:
+            # As asyncio.run does: cancel what is left (e.g. sse-starlette's shutdown watcher) before closing.
+            pending = asyncio.all_tasks(self.loop)
+            for task in pending:
+                task.cancel()
+            self.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            self.loop.close()
+
+    def call(self, fn: Callable[[], T], timeout: float = 5.0) -> T:
+        """Run `fn` on the server's event loop and return its result (tests inspect tasks, counters, state)."""
+
+        async def run() -> T:
+            return fn()
+
+        return asyncio.run_coroutine_threadsafe(run(), self.loop).result(timeout)
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None

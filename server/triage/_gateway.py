@@ -1,47 +1,70 @@
-"""The Gateway: everything a request needs that outlives the request (config, provider clients, classifier,
-metrics), and the request-path steps both SSE dialects share: route, then account."""
+"""The Gateway: everything a request needs that outlives the request (config, provider clients, classifier, store,
+metrics), and the request-path steps both SSE dialects share: classify while speculating, plan, open the answer
+(adopting or cancelling the speculation), account, record."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from openai.types.chat import ChatCompletionChunk
 
 from ._accounting import Cost, Usage, cost_of, estimate_tokens
 from ._auth import KeyRing
-from ._classifier import Classifier, ClassifyInput, Decision, LayerTiming, RulesClassifier
+from ._classifier import Classifier, ClassifyInput, Decision, LayerTiming, RulesClassifier, message_text
 from ._config import TriageConfig
 from ._exceptions import NotFound
+from ._http import ClientGone
 from ._limits import RateLimiter, StreamSlots
 from ._metrics import Metrics
 from ._policy import RoutePlan, plan_route
+from ._records import DecisionRecord, RequestStatus, SpeculationOutcome
 from ._schemas import ChatCompletionRequest
-from ._upstream import Upstreams
+from ._speculation import Speculation, StagedClassifier, worth_speculating
+from ._store import Store
+from ._upstream import ModelStream, Upstreams
 
 __all__ = ["Gateway", "Routed", "StreamTally"]
 
 logger = logging.getLogger("triage")
 
+T = TypeVar("T", ModelStream, dict[str, Any])
+
 
 @dataclass(slots=True)
 class Routed:
-    """One request's routing: its id, the classifier's decision (None when the client forced a model), the plan."""
+    """One request's routing: ids and timing, the classifier's decision (None when the client forced a model), the
+    plan, and what speculation did."""
 
     request_id: str
-    decision: Decision | None
-    plan: RoutePlan
     received: float  # time.perf_counter() when the request arrived
+    created_at: float  # unix time, for the record
+    text: str  # what the classifier saw
+    prompt_chars: int
+    key_id: str | None = None
+    decision: Decision | None = None
+    plan: RoutePlan | None = None
+    speculation: SpeculationOutcome = "off"
+    wasted: Usage = field(default_factory=Usage)
+    wasted_cost_usd: float = 0.0
+    first_token_at: float | None = None
+
+    @property
+    def route(self) -> RoutePlan:
+        assert self.plan is not None, "routed before planning"
+        return self.plan
 
     def headers(self, model: str) -> dict[str, str]:
-        headers = {"x-triage-request-id": self.request_id, "x-triage-model": model,
-                   "x-triage-reason": self.plan.reason}
-        if self.plan.category is not None:
-            headers["x-triage-category"] = self.plan.category
+        headers = {"x-triage-request-id": self.request_id, "x-triage-model": model, "x-triage-reason": self.route.reason,
+                   "x-triage-speculation": self.speculation}
+        if self.route.category is not None:
+            headers["x-triage-category"] = self.route.category
         if self.decision is not None:
             headers["x-triage-confidence"] = f"{self.decision.confidence:.4f}"
         return headers
@@ -51,30 +74,28 @@ class Routed:
         decision = self.decision
         return {
             "request_id": self.request_id,
-            "category": self.plan.category,
+            "category": self.route.category,
             "confidence": decision.confidence if decision else None,
             "scores": dict(decision.scores) if decision else {},
             "model": model,
-            "planned_model": self.plan.primary,
-            "reason": self.plan.reason,
+            "planned_model": self.route.primary,
+            "reason": self.route.reason,
             "classifier": decision.classifier if decision else None,
             "classify_ms": round(decision.latency_ms, 3) if decision else None,
             "layers": {t.layer: round(t.ms, 3) for t in decision.layers} if decision else {},
-            "speculation": "off",
+            "speculation": self.speculation,
         }
 
 
 @dataclass(slots=True)
 class StreamTally:
-    """What passes through a stream that accounting needs: usage (reported or estimated) and timing."""
+    """What passes through a stream that accounting needs: usage (reported or estimated)."""
 
     usage: Usage | None = None
     completion_chars: int = 0
     finish_reason: str | None = None
-    chunks: int = field(default=0)
 
     def observe(self, chunk: ChatCompletionChunk) -> None:
-        self.chunks += 1
         if chunk.usage is not None:
             self.usage = Usage(chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
         for choice in chunk.choices:
@@ -94,7 +115,7 @@ class StreamTally:
 
 
 class Gateway:
-    def __init__(self, config: TriageConfig, *, classifier: Classifier | None = None) -> None:
+    def __init__(self, config: TriageConfig, *, classifier: Classifier | None = None, store: Store | None = None):
         self.config = config
         self.metrics = Metrics()
         self.upstreams = Upstreams(config)
@@ -102,6 +123,7 @@ class Gateway:
         self.limiter = RateLimiter()
         self.slots = StreamSlots(config.server.max_streams)
         self.classifier: Classifier = classifier or RulesClassifier(config.categories, default=config.default_category)
+        self.store = store
         self._started = False
         self._start_lock = asyncio.Lock()
 
@@ -109,12 +131,16 @@ class Gateway:
         async with self._start_lock:
             if not self._started:
                 await self.upstreams.start()
+                if self.store is not None:
+                    await self.store.start()
                 self._started = True
 
     async def stop(self) -> None:
         async with self._start_lock:
             if self._started:
                 await self.upstreams.aclose()
+                if self.store is not None:
+                    await self.store.stop()  # flushes every queued record
                 self._started = False
 
     async def ensure_started(self) -> None:
@@ -122,49 +148,196 @@ class Gateway:
         if not self._started:
             await self.start()
 
+    def swap_classifier(self, classifier: Classifier) -> None:
+        """Install a new classifier (a retrained head). Requests in flight keep the one they started with."""
+        self.classifier = classifier
+
     # -- routing --------------------------------------------------------------------------------------------
 
-    async def route(self, request: ChatCompletionRequest) -> Routed:
-        received = time.perf_counter()
-        request_id = f"req_{uuid.uuid4().hex}"
-        if request.model != self.config.router_name:
-            if request.model not in self.config.models:
+    def begin(self, chat: ChatCompletionRequest, key_id: str | None) -> tuple[Routed, ClassifyInput]:
+        messages = [m.model_dump() for m in chat.messages]
+        inputs = ClassifyInput.from_messages(
+            messages, has_tools=bool(chat.tools), context_turns=self.config.classifier.context_turns
+        )
+        prompt_chars = sum(len(message_text(m)) for m in messages)
+        routed = Routed(f"req_{uuid.uuid4().hex}", time.perf_counter(), time.time(), inputs.text, prompt_chars, key_id)
+        return routed, inputs
+
+    async def open_stream(self, chat: ChatCompletionRequest, body: dict[str, Any], routed: Routed,
+                          inputs: ClassifyInput) -> ModelStream:
+        """Route the request and return the answering model's live stream, past its first token."""
+        return await self._route_and_open(
+            chat, routed, inputs,
+            one=lambda model: self.upstreams.open_stream(model, body),
+            chain=lambda models: self.upstreams.stream_chain(models, body),
+        )
+
+    async def open_completion(self, chat: ChatCompletionRequest, body: dict[str, Any], routed: Routed,
+                              inputs: ClassifyInput) -> dict[str, Any]:
+        return await self._route_and_open(
+            chat, routed, inputs,
+            one=lambda model: self.upstreams.complete(model, body),
+            chain=lambda models: self.upstreams.complete_chain(models, body),
+        )
+
+    async def _route_and_open(
+        self,
+        chat: ChatCompletionRequest,
+        routed: Routed,
+        inputs: ClassifyInput,
+        *,
+        one: Callable[[str], Awaitable[T]],
+        chain: Callable[[Sequence[str]], Awaitable[T]],
+    ) -> T:
+        if chat.model != self.config.router_name:
+            if chat.model not in self.config.models:
                 raise NotFound(
-                    f"unknown model {request.model!r}: use {self.config.router_name!r} or one of GET /v1/models",
+                    f"unknown model {chat.model!r}: use {self.config.router_name!r} or one of GET /v1/models",
                     param="model", code="model_not_found",
                 )
-            return Routed(request_id, None, plan_route(None, self.config, forced_model=request.model), received)
-        decision = await self.classify(request)
-        plan = plan_route(decision, self.config, needs=request.needs())
-        return Routed(request_id, decision, plan, received)
-
-    async def classify(self, request: ChatCompletionRequest) -> Decision:
-        messages = [m.model_dump() for m in request.messages]
-        inputs = ClassifyInput.from_messages(
-            messages, has_tools=bool(request.tools), context_turns=self.config.classifier.context_turns
+            routed.plan = plan_route(None, self.config, forced_model=chat.model)
+            return await self._opened(routed, await chain(routed.plan.models))
+        speculation: Speculation[T] | None = None
+        mode = self.config.speculation.mode
+        spec_model = self.config.speculative_model
+        can_speculate = mode != "never" and all(
+            need in self.config.models[spec_model].capabilities for need in chat.needs()
         )
+
+        def speculate() -> None:
+            nonlocal speculation
+            speculation = Speculation(spec_model, lambda: one(spec_model), prompt_chars=routed.prompt_chars)
+
+        try:
+            if can_speculate and mode == "always":
+                speculate()
+            routed.decision = await self._classify(
+                inputs, before_slow_layer=speculate if can_speculate and mode == "auto" else None,
+                prompt_tokens=estimate_tokens(routed.prompt_chars),
+            )
+            routed.plan = plan_route(routed.decision, self.config, needs=chat.needs())
+            if speculation is None:
+                return await self._opened(routed, await chain(routed.plan.models))
+            if routed.plan.primary == speculation.model:
+                adopted = await speculation.adopt()
+                speculation = None
+                if adopted is not None:
+                    routed.speculation = "hit"
+                    self.metrics.speculation.labels("hit").inc()
+                    return await self._opened(routed, adopted)
+                routed.speculation = "miss"  # it failed: the normal path, silently
+                self.metrics.speculation.labels("failed").inc()
+                return await self._opened(routed, await chain(routed.plan.models))
+            self._record_waste(routed, await speculation.cancel())
+            speculation = None
+            return await self._opened(routed, await chain(routed.plan.models))
+        finally:
+            if speculation is not None:  # the client left, or classification or planning failed
+                self._record_waste(routed, await asyncio.shield(speculation.cancel()))
+
+    async def _opened(self, routed: Routed, result: T) -> T:
+        routed.first_token_at = time.perf_counter()
+        return result
+
+    def _record_waste(self, routed: Routed, wasted: Usage) -> None:
+        models = self.config.models
+        model = self.config.speculative_model
+        routed.speculation = "miss"
+        routed.wasted = wasted
+        routed.wasted_cost_usd = cost_of(wasted, models[model], models[model]).cost_usd
+        self.metrics.speculation.labels("miss").inc()
+        self.metrics.wasted_tokens.labels("prompt").inc(wasted.prompt_tokens)
+        self.metrics.wasted_tokens.labels("completion").inc(wasted.completion_tokens)
+        self.metrics.cost_usd.inc(routed.wasted_cost_usd)
+
+    async def _classify(
+        self, inputs: ClassifyInput, *, before_slow_layer: Callable[[], None] | None, prompt_tokens: int
+    ) -> Decision:
+        classifier = self.classifier
         started = time.perf_counter()
         try:
-            decision = await self.classifier.classify(inputs)
+            if isinstance(classifier, StagedClassifier):
+                decision = await classifier.classify_local(inputs)
+                if classifier.needs_llm(decision):
+                    spec_model = self.config.speculative_model
+                    if before_slow_layer is not None and worth_speculating(
+                        self.config.speculation, expected_classify_ms=classifier.expected_llm_ms,
+                        cheap_ttft_ms=self.upstreams.ttft_estimate_ms(spec_model), prompt_tokens=prompt_tokens,
+                    ):
+                        before_slow_layer()
+                    decision = await classifier.escalate(inputs, decision)
+            else:
+                decision = await classifier.classify(inputs)
         except Exception:
             # A broken classifier must not fail the request: zero confidence sends it to the strongest model.
-            logger.exception("classifier %s failed; falling back", self.classifier.name)
+            logger.exception("classifier %s failed; falling back", classifier.name)
             ms = (time.perf_counter() - started) * 1000
             decision = Decision(
-                self.config.default_category, 0.0, {}, "fallback", ms, (LayerTiming(self.classifier.name, ms),)
+                self.config.default_category, 0.0, {}, "fallback", ms, (LayerTiming(classifier.name, ms),)
             )
         self.metrics.classify_seconds.labels(decision.classifier).observe(decision.latency_ms / 1000)
         return decision
 
     # -- accounting -----------------------------------------------------------------------------------------
 
-    def account(self, routed: Routed, model: str, usage: Usage) -> Cost:
+    def settle(self, routed: Routed, model: str | None, usage: Usage, status: RequestStatus, endpoint: str) -> Cost:
+        """Account for one answer (metrics, and a decision record for the store). Runs once per request."""
         models = self.config.models
-        cost = cost_of(usage, models[model], models[self.config.strongest_model])
+        strongest = models[self.config.strongest_model]
+        cost = cost_of(usage, models[model], strongest) if model is not None else Cost(0.0, 0.0)
         m = self.metrics
-        m.tokens.labels(model, "prompt").inc(usage.prompt_tokens)
-        m.tokens.labels(model, "completion").inc(usage.completion_tokens)
-        m.cost_usd.inc(cost.cost_usd)
-        m.baseline_cost_usd.inc(cost.baseline_cost_usd)
-        m.routes.labels(routed.plan.category or "", model, routed.plan.reason).inc()
+        if model is not None:
+            m.tokens.labels(model, "prompt").inc(usage.prompt_tokens)
+            m.tokens.labels(model, "completion").inc(usage.completion_tokens)
+            m.cost_usd.inc(cost.cost_usd)
+            m.baseline_cost_usd.inc(cost.baseline_cost_usd)
+            m.routes.labels(routed.route.category or "", model, routed.route.reason).inc()
+        now = time.perf_counter()
+        m.requests.labels(endpoint, status).inc()
+        m.request_seconds.labels(endpoint).observe(now - routed.received)
+        if self.store is not None:
+            self.store.submit(self._record(routed, model, usage, cost, status, endpoint, now))
         return cost
+
+    def _record(self, routed: Routed, model: str | None, usage: Usage, cost: Cost, status: RequestStatus,
+                endpoint: str, now: float) -> DecisionRecord:
+        decision = routed.decision
+        keep_text = self.config.store.text == "full"
+        return DecisionRecord(
+            request_id=routed.request_id,
+            created_at=routed.created_at,
+            endpoint=endpoint,
+            key_id=routed.key_id,
+            category=routed.route.category,
+            confidence=decision.confidence if decision else None,
+            scores=dict(decision.scores) if decision else {},
+            classifier=decision.classifier if decision else None,
+            model=model,
+            reason=routed.route.reason,
+            speculation=routed.speculation,
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            cost_usd=cost.cost_usd,
+            baseline_cost_usd=cost.baseline_cost_usd,
+            wasted_prompt_tokens=routed.wasted.prompt_tokens,
+            wasted_completion_tokens=routed.wasted.completion_tokens,
+            wasted_cost_usd=routed.wasted_cost_usd,
+            classify_ms=decision.latency_ms if decision else None,
+            ttft_ms=(routed.first_token_at - routed.received) * 1000 if routed.first_token_at else None,
+            total_ms=(now - routed.received) * 1000,
+            status=status,
+            text=routed.text if keep_text else None,
+            layers={t.layer: t.ms for t in decision.layers} if decision else {},
+        )
+
+    @contextlib.contextmanager
+    def failing(self, routed: Routed, endpoint: str) -> Iterator[None]:
+        """Records a request that fails before any model answered (all models failed, the client left)."""
+        try:
+            yield
+        except BaseException as exc:
+            if routed.plan is not None:
+                gone = isinstance(exc, (asyncio.CancelledError, ClientGone))
+                status: RequestStatus = "cancelled" if gone else "upstream_error"
+                self.settle(routed, None, Usage(), status, endpoint)
+            raise

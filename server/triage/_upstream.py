@@ -116,10 +116,15 @@ class ModelStream:
         await self._stream.close()
 
 
+# Before a model has answered once, assume a hosted cheap model's typical time to first token.
+_DEFAULT_TTFT_MS = 300.0
+
+
 @dataclass(slots=True)
 class _Health:
     consecutive_failures: int = 0
     cool_until: float = 0.0
+    ttft_ms: float | None = None  # moving average of observed times to first token
 
 
 class Upstreams:
@@ -178,6 +183,15 @@ class Upstreams:
         health = self._health[model]
         health.consecutive_failures = 0
         health.cool_until = 0.0
+
+    def _record_ttft(self, model: str, ms: float) -> None:
+        health = self._health[model]
+        health.ttft_ms = ms if health.ttft_ms is None else 0.8 * health.ttft_ms + 0.2 * ms
+
+    def ttft_estimate_ms(self, model: str) -> float:
+        """Recent time to first token of `model` (speculation weighs it against classification time)."""
+        ttft = self._health[model].ttft_ms
+        return _DEFAULT_TTFT_MS if ttft is None else ttft
 
     # -- requests -------------------------------------------------------------------------------------------
 
@@ -270,6 +284,7 @@ class Upstreams:
                 await stream.close()
             raise
         assert stream is not None
+        self._record_ttft(model, (time.perf_counter() - started) * 1000)
         return ModelStream(
             model, stream, iterator, head, idle=timeouts.idle, deadline=deadline, started=started, upstreams=self
         )
