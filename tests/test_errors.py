@@ -160,3 +160,25 @@ async def test_concurrency_cap_is_503_with_retry_after() -> None:
     assert_openai_error(response, 503, "overloaded")
     assert response.headers["retry-after"] == "1"
     assert gateway.slots.active == 0
+
+
+async def test_cors_allows_only_listed_origins() -> None:
+    app = create_app(keyed_config(server={"cors_origins": ["https://app.example"]}), ui=False)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+        allowed = await http.options("/v1/chat/completions", headers={
+            "origin": "https://app.example", "access-control-request-method": "POST"})
+        refused = await http.options("/v1/chat/completions", headers={
+            "origin": "https://evil.example", "access-control-request-method": "POST"})
+    assert allowed.headers["access-control-allow-origin"] == "https://app.example"
+    assert "access-control-allow-origin" not in refused.headers
+
+
+def test_open_access_is_refused_off_loopback() -> None:
+    from triage import ConfigError
+    from triage._server import check_open_access
+
+    open_config = gateway_config("http://127.0.0.1:9")
+    check_open_access(open_config, "127.0.0.1")
+    check_open_access(keyed_config(), "0.0.0.0")
+    with pytest.raises(ConfigError, match="open access"):
+        check_open_access(open_config, "0.0.0.0")

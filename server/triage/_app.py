@@ -15,6 +15,8 @@ from sse_starlette import EventSourceResponse
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -234,8 +236,17 @@ def create_app(
     ui_files = static_dir() if ui else None
     if ui_files is not None:
         routes.append(Mount("/", StaticFiles(directory=ui_files, html=True), name="ui"))
+    middleware = []
+    if config.server.cors_origins:
+        middleware.append(Middleware(
+            CORSMiddleware, allow_origins=config.server.cors_origins, allow_methods=["GET", "POST"],
+            allow_headers=["authorization", "content-type", "x-api-key"],
+            expose_headers=["x-triage-request-id", "x-triage-model", "x-triage-category", "x-triage-confidence",
+                            "x-triage-reason", "x-triage-speculation"],
+        ))
     app = Starlette(
         routes=routes,
+        middleware=middleware,
         exception_handlers={
             TriageError: triage_error_handler,
             HTTPException: http_error_handler,

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 
 import uvicorn
 
 from ._app import create_app
-from ._config import load_config
+from ._config import TriageConfig, load_config
+from ._exceptions import ConfigError
 
-__all__ = ["configure", "run"]
+__all__ = ["check_open_access", "configure", "run"]
+
+logger = logging.getLogger("triage")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -20,16 +24,36 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 
 
+def is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def check_open_access(config: TriageConfig, host: str) -> None:
+    """With no client keys Triage is open to anyone who can reach it: allowed on loopback only."""
+    if not config.auth.keys:
+        if not is_loopback(host):
+            raise ConfigError(
+                f"auth.keys is empty (open access) but server.host is {host!r}: configure client keys, or bind "
+                "to 127.0.0.1"
+            )
+        logger.warning("no client keys configured: open access, bound to loopback (%s) only", host)
+
+
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    host = args.host or config.server.host
+    check_open_access(config, host)
     uvicorn.run(
         create_app(config),
-        host=args.host or config.server.host,
+        host=host,
         port=args.port if args.port is not None else config.server.port,
         log_level=args.log_level,
         loop="auto",
         http="auto",
-        timeout_graceful_shutdown=int(config.server.send_timeout),
+        timeout_graceful_shutdown=int(config.server.shutdown_grace) + 1,
     )
     return 0
