@@ -8,13 +8,14 @@ from collections.abc import AsyncIterator, Sequence
 
 import openai
 import pytest
-from harness import SimControl, gateway_config, sim_control, sim_server
+from harness import SimControl, gateway_config, run_triage, sim_control, sim_server
 from triage import ClassifierError, ClassifyInput, ConfigError, Decision, LayerTiming, RulesClassifier
 from triage._background import BackgroundServer
 from triage._cascade import CascadeClassifier, build_classifier
 from triage._classifier import DEFAULT_CATEGORIES
 from triage._llm_classifier import NO_LOGPROBS_CONFIDENCE, LLMClassifier
 from triage._policy import plan_route
+from triage._speculation import StagedClassifier
 
 # The harness's fixtures, imported by name so pytest finds them here.
 FIXTURES = (sim_control, sim_server)
@@ -159,6 +160,7 @@ async def test_two_steps_let_speculation_start_only_when_the_llm_is_asked(
 ) -> None:
     sim_control.behave(MODEL, tool_arguments={"category": "reasoning"}, ttft_ms=50)
     classifier = cascade(StubLocal("simple", 0.3), LLMClassifier(client, MODEL, expected_ms=120))
+    assert isinstance(classifier, StagedClassifier)  # the gateway drives it in steps
     assert classifier.expected_llm_ms == 120
     local = await classifier.classify_local(VAGUE)
     assert classifier.needs_llm(local) and layer_names(local) == ["rules", "local"]
@@ -200,3 +202,21 @@ async def test_the_real_local_layer_in_the_cascade(client: openai.AsyncOpenAI, s
         assert decision.category in config.categories
         assert layer_names(decision)[:2] == ["rules", "local"]
         assert (decision.classifier == "llm") == (len(decision.layers) == 3 and decision.layers[2].layer == "llm")
+
+
+async def test_the_gateway_routes_on_the_llm_layer(sim_control: SimControl) -> None:
+    sim_control.behave(MODEL, tool_arguments={"category": "reasoning"}, **FAST)
+    # Its own client, first used on the gateway's loop (built in the test, as the gateway would in `start`).
+    llm_client = openai.AsyncOpenAI(base_url=sim_control.url + "/v1", api_key="not-needed", max_retries=0)
+    classifier = cascade(StubLocal("simple", 0.3), LLMClassifier(llm_client, MODEL))
+    with run_triage(gateway_config(sim_control.url), classifier=classifier) as triage:
+        async with openai.AsyncOpenAI(base_url=triage.url + "/v1", api_key="unused", max_retries=0) as client:
+            raw = await client.chat.completions.with_raw_response.create(
+                model="auto", messages=[{"role": "user", "content": "hmm, and the other one?"}]
+            )
+        # The classifier's connections live on the gateway's loop: close them there, before it stops.
+        asyncio.run_coroutine_threadsafe(llm_client.close(), triage.loop).result(5)
+    assert raw.headers["x-triage-category"] == "reasoning"
+    assert raw.parse().model == "strong"
+    assert float(raw.headers["x-triage-confidence"]) == NO_LOGPROBS_CONFIDENCE
+    assert sim_control.requests_to(MODEL) == 1
