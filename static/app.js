@@ -502,7 +502,7 @@ async function loadModels() {
     if (!names.length) return;
     const current = modelSelect.value;
     modelSelect.replaceChildren(
-      ...names.map((name, i) => h("option", { value: name }, i === 0 ? `${name} (route)` : name)),
+      ...names.map((name, i) => h("option", { value: name }, i === 0 && name !== "auto" ? `${name} (route)` : name)),
     );
     modelSelect.value = names.includes(current) ? current : names[0];
   } catch {

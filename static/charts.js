@@ -32,7 +32,7 @@ export function barChart(items, { width = 320, label = "bar chart", format = Str
   const height = Math.max(row, items.length * row) + top;
   const svg = svgRoot(width, height, label);
   const labelW = Math.min(130, Math.round(width * 0.32));
-  const valueW = Math.min(120, Math.round(width * 0.3));
+  const valueW = Math.min(96, Math.round(width * 0.25));
   const barW = Math.max(20, width - labelW - valueW - 12);
   const max = Math.max(...items.map((d) => d.value), 0);
   const sum = total ?? items.reduce((a, d) => a + d.value, 0);
@@ -52,10 +52,12 @@ export function barChart(items, { width = 320, label = "bar chart", format = Str
   return svg;
 }
 
-function niceMax(v) {
-  if (!(v > 0)) return 1;
-  const exp = Math.pow(10, Math.floor(Math.log10(v)));
-  for (const m of [1, 2, 2.5, 5, 10]) if (m * exp >= v) return m * exp;
+/** A round tick step (1, 2 or 5 times a power of ten) giving about four intervals up to `v`. */
+function niceStep(v) {
+  if (!(v > 0)) return 0.25;
+  const raw = v / 4;
+  const exp = Math.pow(10, Math.floor(Math.log10(raw)));
+  for (const m of [1, 2, 5, 10]) if (m * exp >= raw) return m * exp;
   return 10 * exp;
 }
 
@@ -80,11 +82,13 @@ export function lineChart(series, { width = 320, height = 200, label = "line cha
     x0 -= 1;
     x1 += 1;
   }
-  const yMax = niceMax(Math.max(...all.map((p) => p.y)));
+  const step = niceStep(Math.max(...all.map((p) => p.y)));
+  const ticks = Math.max(1, Math.ceil(Math.max(...all.map((p) => p.y)) / step - 1e-9));
+  const yMax = step * ticks;
   const sx = (x) => pad.left + ((x - x0) / (x1 - x0)) * w;
   const sy = (y) => pad.top + h - (y / yMax) * h;
-  for (let i = 0; i <= 4; i++) {
-    const v = (yMax * i) / 4;
+  for (let i = 0; i <= ticks; i++) {
+    const v = step * i;
     const y = sy(v).toFixed(1);
     svg.append(el("line", { x1: pad.left, x2: pad.left + w, y1: y, y2: y, class: "grid" }));
     svg.append(el("text", { x: pad.left - 6, y: Number(y) + 4, "text-anchor": "end", class: "chart-tick" }, formatY(v)));

@@ -67,10 +67,11 @@ function entries(map) {
 }
 
 /** A chart box whose SVG is redrawn at the box's width (on resize too). */
-function chartBox(title, testid, draw) {
+function chartBox(title, testid, draw, legend = null) {
   const box = h("figure", { class: "chart-box", "data-testid": testid }, h("figcaption", {}, title));
   const holder = h("div", { class: "chart-holder" });
   box.append(holder);
+  if (legend) box.append(legend);
   let last = 0;
   const redraw = () => {
     const width = Math.floor(holder.clientWidth);
@@ -93,6 +94,17 @@ function tiles(items) {
     ...items.map(([label, value, testid, cls]) =>
       h("div", { class: `tile ${cls ?? ""}`, "data-testid": testid }, h("span", { class: "tile-value" }, value), h("span", { class: "tile-label" }, label)),
     ),
+  );
+}
+
+/** The cost charts' key: the routed spend, the all-strong baseline, and the area between them. */
+function costLegend() {
+  return h(
+    "div",
+    { class: "legend", "aria-hidden": "true" },
+    h("span", { class: "key key-cost" }, "routed"),
+    h("span", { class: "key key-baseline" }, "all-strong"),
+    h("span", { class: "key key-saved" }, "saved"),
   );
 }
 
@@ -141,6 +153,7 @@ function renderSessionStats(root) {
         ],
         { width: w, height: 200, label: "cumulative cost of this session against the all-strong baseline", formatY: usd, formatX: (x) => `#${x}` },
       ),
+      costLegend(),
     ),
   ];
   root.replaceChildren(
@@ -148,7 +161,7 @@ function renderSessionStats(root) {
       ["answers", int(t.requests), "session-requests"],
       ["spent", usd(t.cost), "session-spent"],
       ["all-strong", usd(t.baseline), "session-baseline"],
-      ["saved", t.baseline > 0 ? `${usd(t.saved)} · ${percent(t.saved / t.baseline)}` : usd(t.saved), "session-saved", "good"],
+      [t.baseline > 0 ? `saved · ${percent(t.saved / t.baseline)}` : "saved", usd(t.saved), "session-saved", "good"],
     ]),
     answers.length ? h("div", { class: "charts" }, ...charts) : h("p", { class: "muted" }, "Ask something in the chat: each answer's cost shows up here."),
   );
@@ -185,6 +198,7 @@ function renderServerStats(root, body, bucket) {
         ],
         { width: w, height: 200, label: `cost per ${bucket} against the all-strong baseline`, formatY: usd, formatX },
       ),
+      costLegend(),
     ),
   ];
   root.replaceChildren(
@@ -192,7 +206,7 @@ function renderServerStats(root, body, bucket) {
       ["requests", int(totals.requests), "server-requests"],
       ["spent", usd(cost), "server-spent"],
       ["all-strong", usd(baseline), "server-baseline"],
-      ["saved", baseline > 0 ? `${usd(saved)} · ${percent(saved / baseline)}` : usd(saved), "server-saved", "good"],
+      [baseline > 0 ? `saved · ${percent(saved / baseline)}` : "saved", usd(saved), "server-saved", "good"],
       ["corrections", int(totals.corrections), "server-corrections"],
       ["router agreement", agreement, "server-agreement"],
     ]),
