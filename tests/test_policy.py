@@ -77,3 +77,11 @@ def test_every_plan_is_non_empty_and_known(confidence: float) -> None:
     for category in config.categories:
         plan = plan_route(decision(category, confidence), config)
         assert plan.models and set(plan.models) <= set(config.models)
+
+
+def test_llm_decisions_are_held_to_the_llm_threshold() -> None:
+    config = make_config(
+        classifier={"threshold": 0.5, "llm": {"model": "cheap", "threshold": 0.8}}
+    )
+    assert plan_route(decision("simple", 0.7, "llm"), config).reason == "low_confidence"
+    assert plan_route(decision("simple", 0.7, "local"), config).reason == "confident"

@@ -123,6 +123,8 @@ class Gateway:
         self.limiter = RateLimiter()
         self.slots = StreamSlots(config.server.max_streams)
         self.classifier: Classifier = classifier or RulesClassifier(config.categories, default=config.default_category)
+        # Without one given, the configured classifier is built at start: its LLM layer shares the pooled clients.
+        self._own_classifier = classifier is None
         self.store = store
         self._started = False
         self._start_lock = asyncio.Lock()
@@ -131,6 +133,11 @@ class Gateway:
         async with self._start_lock:
             if not self._started:
                 await self.upstreams.start()
+                if self._own_classifier:
+                    from ._cascade import build_classifier  # its layers import numpy / instructor: only when used
+
+                    # Loading a head reads files and fills arrays: off the event loop.
+                    self.classifier = await asyncio.to_thread(build_classifier, self.config, self.upstreams.clients)
                 if self.store is not None:
                     await self.store.start()
                 self._started = True

@@ -46,7 +46,10 @@ def plan_route(
     if decision is None:
         raise ValueError("plan_route needs a decision unless a model is forced")
     chain = list(config.routes[decision.category].models)
-    if decision.confidence < config.classifier.threshold:
+    threshold = config.classifier.threshold
+    if decision.classifier == "llm" and config.classifier.llm is not None:
+        threshold = config.classifier.llm.threshold  # an LLM answer is held to the LLM layer's own bar
+    if decision.confidence < threshold:
         strongest = config.strongest_model
         chain = [strongest, *(m for m in chain if m != strongest)]
         reason: RouteReason = "low_confidence"

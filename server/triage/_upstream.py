@@ -15,7 +15,7 @@ import logging
 import re
 import ssl
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -157,6 +157,11 @@ class Upstreams:
                     verify=verify,
                 ),
             )
+
+    @property
+    def clients(self) -> Mapping[str, openai.AsyncOpenAI]:
+        """The pooled provider clients by provider name (after `start`): the LLM classifier shares them."""
+        return self._clients
 
     async def aclose(self) -> None:
         clients, self._clients = self._clients, {}
