@@ -1,28 +1,64 @@
 """Triage: classify each chat request, route it to the right model, stream the answer."""
 
-from __future__ import annotations
 
-from ._classifier import Classifier, ClassifyInput, Decision, LayerTiming, RulesClassifier
-from ._config import TriageConfig, load_config
-from ._middleware import TriageMiddleware
 from ._app import create_app
 from ._cascade import CascadeClassifier, build_classifier
-from ._exceptions import *
-from ._exceptions import __all__ as _exception_names
+from ._classifier import Classifier, ClassifyInput, Decision, LayerTiming, RulesClassifier
+from ._config import TriageConfig, load_config
+from ._exceptions import (
+    AllModelsFailed,
+    AuthenticationError,
+    ClassifierError,
+    ConfigError,
+    InvalidRequest,
+    NotFound,
+    Overloaded,
+    PayloadTooLarge,
+    PermissionDenied,
+    RateLimited,
+    RequestError,
+    StructuredOutputError,
+    TriageError,
+    UnprocessableRequest,
+    UpstreamConnectError,
+    UpstreamError,
+    UpstreamProtocolError,
+    UpstreamStatusError,
+    UpstreamTimeout,
+)
+from ._middleware import TriageMiddleware
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AllModelsFailed",
+    "AuthenticationError",
     "CascadeClassifier",
     "Classifier",
+    "ClassifierError",
     "ClassifyInput",
+    "ConfigError",
     "Decision",
+    "InvalidRequest",
     "LayerTiming",
+    "NotFound",
+    "Overloaded",
+    "PayloadTooLarge",
+    "PermissionDenied",
+    "RateLimited",
+    "RequestError",
     "RulesClassifier",
+    "StructuredOutputError",
     "TriageConfig",
+    "TriageError",
     "TriageMiddleware",
+    "UnprocessableRequest",
+    "UpstreamConnectError",
+    "UpstreamError",
+    "UpstreamProtocolError",
+    "UpstreamStatusError",
+    "UpstreamTimeout",
     "build_classifier",
     "create_app",
     "load_config",
-    *_exception_names,
 ]

@@ -155,7 +155,8 @@ async def chat_completions(request: Request) -> Response:
         if raw_usage:
             tally.usage = Usage(int(raw_usage.get("prompt_tokens", 0)), int(raw_usage.get("completion_tokens", 0)))
         else:
-            tally.completion_chars = sum(len(str((c.get("message") or {}).get("content") or "")) for c in data["choices"])
+            messages = (choice.get("message") or {} for choice in data["choices"])
+            tally.completion_chars = sum(len(str(message.get("content") or "")) for message in messages)
         _settler(gateway, routed, model, endpoint)(tally, "ok")
         return JSONResponse(data, headers=routed.headers(model))
 
@@ -191,9 +192,8 @@ async def list_models(request: Request) -> Response:
     config = gateway.config
     created = int(time.time())
     names = [config.router_name, *config.models]
-    return JSONResponse(
-        {"object": "list", "data": [{"id": n, "object": "model", "created": created, "owned_by": "triage"} for n in names]}
-    )
+    models = [{"id": name, "object": "model", "created": created, "owned_by": "triage"} for name in names]
+    return JSONResponse({"object": "list", "data": models})
 
 
 async def healthz(request: Request) -> Response:

@@ -61,8 +61,12 @@ class Routed:
         return self.plan
 
     def headers(self, model: str) -> dict[str, str]:
-        headers = {"x-triage-request-id": self.request_id, "x-triage-model": model, "x-triage-reason": self.route.reason,
-                   "x-triage-speculation": self.speculation}
+        headers = {
+            "x-triage-request-id": self.request_id,
+            "x-triage-model": model,
+            "x-triage-reason": self.route.reason,
+            "x-triage-speculation": self.speculation,
+        }
         if self.route.category is not None:
             headers["x-triage-category"] = self.route.category
         if self.decision is not None:

@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
-from ._exceptions import InvalidRequest, NotFound, PayloadTooLarge, RateLimited, TriageError, UpstreamStatusError
+from ._exceptions import InvalidRequest, NotFound, PayloadTooLarge, TriageError
 from ._types import Receive
 
 __all__ = ["ClientGone", "dumps", "error_response", "read_json", "until_disconnect"]
@@ -82,10 +82,9 @@ async def until_disconnect(work: Awaitable[T], receive: Receive) -> T:
 
 def error_response(exc: TriageError) -> Response:
     headers = {}
-    retry_after = getattr(exc, "retry_after", None)
-    if isinstance(exc, (RateLimited, UpstreamStatusError)) or retry_after is not None:
-        if retry_after is not None:
-            headers["retry-after"] = str(max(1, round(retry_after)))
+    retry_after = getattr(exc, "retry_after", None)  # RateLimited, Overloaded, UpstreamStatusError
+    if retry_after is not None:
+        headers["retry-after"] = str(max(1, round(retry_after)))
     return JSONResponse(exc.to_dict(), status_code=exc.status_code, headers=headers)
 
 

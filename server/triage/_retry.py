@@ -52,5 +52,5 @@ def retry_delay(attempt: int, retry_after: float | None, *, cap: float) -> float
     else capped exponential backoff with up to 25% jitter."""
     if retry_after is not None and retry_after <= cap:
         return retry_after
-    backoff = min(INITIAL_RETRY_DELAY * 2 ** (attempt - 1), MAX_RETRY_DELAY, cap)
+    backoff: float = min(INITIAL_RETRY_DELAY * 2.0 ** (attempt - 1), MAX_RETRY_DELAY, cap)
     return backoff * (1 - 0.25 * random.random())

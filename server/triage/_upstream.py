@@ -15,9 +15,9 @@ import logging
 import re
 import ssl
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import httpx2
@@ -37,6 +37,8 @@ from ._exceptions import (
 from ._retry import parse_retry_after, retry_delay, should_retry
 
 __all__ = ["ModelStream", "Upstreams", "redact"]
+
+T = TypeVar("T")
 
 logger = logging.getLogger("triage.upstream")
 
@@ -206,10 +208,13 @@ class Upstreams:
         extra = {k: v for k, v in body.items() if k not in _OWN_FIELDS}
         response_format = extra.get("response_format")
         provider = self._config.providers[model_cfg.provider]
-        if provider.json_schema == "json_object" and isinstance(response_format, dict):
-            if response_format.get("type") == "json_schema":
-                schema = (response_format.get("json_schema") or {}).get("schema", {})
-                extra["response_format"] = {"type": "json_object", "schema": schema}
+        if (
+            provider.json_schema == "json_object"
+            and isinstance(response_format, dict)
+            and response_format.get("type") == "json_schema"
+        ):
+            schema = (response_format.get("json_schema") or {}).get("schema", {})
+            extra["response_format"] = {"type": "json_object", "schema": schema}
         kwargs: dict[str, Any] = {"model": model_cfg.upstream_id, "messages": body["messages"], "extra_body": extra}
         if stream:
             kwargs["stream"] = True
@@ -304,8 +309,9 @@ class Upstreams:
                 async with asyncio.timeout(timeouts.total):
                     completion = await client.chat.completions.create(**self.upstream_body(model, body, stream=False))
             except TimeoutError:
-                raise UpstreamTimeout(f"model {model!r} gave no answer within {timeouts.total:g}s", model=model) from None
-        data = completion.to_dict()
+                message = f"model {model!r} gave no answer within {timeouts.total:g}s"
+                raise UpstreamTimeout(message, model=model) from None
+        data: dict[str, Any] = completion.to_dict()
         data["model"] = model
         return data
 
@@ -315,7 +321,7 @@ class Upstreams:
     async def complete_chain(self, models: Sequence[str], body: dict[str, Any]) -> dict[str, Any]:
         return await self._along_chain(models, lambda m: self.complete(m, body))
 
-    async def _along_chain(self, models: Sequence[str], attempt: Any) -> Any:
+    async def _along_chain(self, models: Sequence[str], attempt: Callable[[str], Awaitable[T]]) -> T:
         """Try each model in order, skipping cooling ones (unless all are); the last model gets one delayed retry
         when it said, within `server.max_retry_after`, when to come back."""
         now = time.monotonic()
@@ -333,7 +339,8 @@ class Upstreams:
             else:
                 self._record_success(model)
                 return result
-            logger.info("model %s failed before its first token (%s); trying the next", model, type(errors[-1]).__name__)
+            failure = type(errors[-1]).__name__
+            logger.info("model %s failed before its first token (%s); trying the next", model, failure)
             self._record_failure(model, errors[-1])
         last = errors[-1]
         if isinstance(last, UpstreamStatusError) and last.retry_after is not None:
