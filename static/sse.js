@@ -24,7 +24,8 @@ export class SSEParser {
 
   /** Feed decoded text; returns the events completed by it: [{event, data, id}]. */
   feed(text) {
-    if (this._first && text.length) {
+    if (!text) return []; // an empty chunk must not clear a pending CR
+    if (this._first) {
       this._first = false;
       if (text.charCodeAt(0) === 0xfeff) text = text.slice(1); // a byte order mark, once at the start
     }

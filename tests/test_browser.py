@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 import os
+import weakref
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import SimControl, gateway_config, run_triage, sim_control, sim_server  # noqa: F401
+from harness import SimControl, gateway_config, run_triage
+from playwright.sync_api import Browser, Page, Request, expect, sync_playwright
 
 from triage._background import BackgroundServer
 from triage._classifier import DEFAULT_CATEGORIES, ClassifyInput, Decision, LayerTiming
@@ -24,15 +26,15 @@ pytestmark = pytest.mark.browser
 CHROMIUM = os.environ.get("TRIAGE_CHROMIUM", "/usr/bin/chromium")
 if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
     pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install -y chromium)", allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api")
-from playwright.sync_api import Browser, Page, expect  # noqa: E402
 
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run"]
 SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "screenshot.png"
 TIMEOUT_MS = 8000
 
-PLAIN_REPLY = "The capital of France is Paris, also its largest city (about 2.1 million people live in the city itself)."
+PLAIN_REPLY = (
+    "The capital of France is Paris, also its largest city (about 2.1 million people live in the city itself)."
+)
 
 STRUCTURED = {
     "title": "Rotate an API key without downtime",
@@ -70,7 +72,7 @@ class StubClassifier:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_api.sync_playwright() as p:
+    with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         try:
             yield browser
@@ -79,9 +81,25 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture
+def sim_control(sim_url: str) -> SimControl:
+    """The shared simulator (conftest's `sim`), its behaviours cleared for this test."""
+    return SimControl(sim_url)
+
+
+@pytest.fixture
 def triage(sim_control: SimControl) -> Iterator[BackgroundServer]:
     with run_triage(gateway_config(sim_control.url)) as server:
         yield server
+
+
+# Uncaught JavaScript errors of each open page (a test fails on any).
+PAGE_ERRORS: weakref.WeakKeyDictionary[Page, list[str]] = weakref.WeakKeyDictionary()
+
+
+def posted_json(request: Request) -> dict[str, Any]:
+    body = request.post_data_json
+    assert isinstance(body, dict), body
+    return body
 
 
 def open_page(browser: Browser, url: str, *, width: int = 1280, height: int = 800) -> Page:
@@ -90,7 +108,7 @@ def open_page(browser: Browser, url: str, *, width: int = 1280, height: int = 80
     page.set_default_timeout(TIMEOUT_MS)
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.errors = errors  # type: ignore[attr-defined]
+    PAGE_ERRORS[page] = errors
     page.goto(url + "/")
     expect(page.locator("body")).to_have_attribute("data-ready", "true")
     return page
@@ -100,7 +118,7 @@ def open_page(browser: Browser, url: str, *, width: int = 1280, height: int = 80
 def page(browser: Browser, triage: BackgroundServer) -> Iterator[Page]:
     page = open_page(browser, triage.url)
     yield page
-    errors = page.errors  # type: ignore[attr-defined]
+    errors = PAGE_ERRORS[page]
     page.context.close()
     assert not errors, f"JavaScript errors: {errors}"
 
@@ -129,14 +147,24 @@ def test_plain_answer_streams_in_with_its_route(page: Page, sim_control: SimCont
     expect(box).to_have_value("first line\n")
     assert page.get_by_test_id("answer").count() == 0  # Shift+Enter did not send
 
+    # Keyboard: Tab from the message box reaches the controls, with a visible focus ring.
+    box.fill("")
+    box.focus()
+    page.keyboard.press("Tab")
+    toggle = page.get_by_role("switch", name="Structured")
+    expect(toggle).to_be_focused()
+    ring = page.evaluate("getComputedStyle(document.querySelector('.switch-track')).outlineStyle")
+    assert ring != "none"
+
     send(page, "What is the capital of France?")
     answer = last_answer(page)
     text = answer.get_by_test_id("answer-text")
     # Streaming: part of the text is there while the answer is not done yet.
     page.wait_for_function(
-        """() => { const a = [...document.querySelectorAll('[data-testid=answer]')].pop();
-                   const t = a.querySelector('[data-testid=answer-text]').textContent;
-                   return a.dataset.state === 'streaming' && t.length > 0 && t.length < %d; }""" % len(PLAIN_REPLY)
+        """(full) => { const a = [...document.querySelectorAll('[data-testid=answer]')].pop();
+                       const t = a.querySelector('[data-testid=answer-text]').textContent;
+                       return a.dataset.state === 'streaming' && t.length > 0 && t.length < full; }""",
+        arg=len(PLAIN_REPLY),
     )
     expect(answer).to_have_attribute("data-state", "done")
     expect(text).to_have_text(PLAIN_REPLY)
@@ -160,7 +188,7 @@ def test_plain_answer_streams_in_with_its_route(page: Page, sim_control: SimCont
     sim_control.behave("cheap", reply="About 2.1 million.")
     with page.expect_request(lambda r: r.url.endswith("/v1/triage/chat")) as sent:
         send(page, "And its population?")
-    body = sent.value.post_data_json
+    body = posted_json(sent.value)
     assert body["model"] == "auto" and "structured" not in body
     assert body["messages"] == [
         {"role": "user", "content": "What is the capital of France?"},
@@ -174,10 +202,10 @@ def test_plain_answer_streams_in_with_its_route(page: Page, sim_control: SimCont
 
 
 def test_structured_fields_fill_in_live_and_end_equal_to_the_json(page: Page, sim_control: SimControl) -> None:
-    sim_control.behave("cheap", reply=json.dumps(STRUCTURED), tokens_per_s=60)
+    sim_control.behave("cheap", reply=json.dumps(STRUCTURED), tokens_per_s=40)
     with page.expect_request(lambda r: r.url.endswith("/v1/triage/chat")) as sent:
         send(page, "What is the capital of France?", structured=True)
-    assert sent.value.post_data_json["structured"] is True
+    assert posted_json(sent.value)["structured"] is True
     answer = last_answer(page)
     # The title is on screen while the stream is still going.
     page.wait_for_function(
@@ -222,7 +250,7 @@ def test_upstream_cut_shows_the_error(page: Page, sim_control: SimControl) -> No
     sim_control.behave("cheap", reply="Paris.")
     with page.expect_request(lambda r: r.url.endswith("/v1/triage/chat")) as sent:
         send(page, "Again?")
-    assert [m["role"] for m in sent.value.post_data_json["messages"]] == ["user", "user"]
+    assert [m["role"] for m in posted_json(sent.value)["messages"]] == ["user", "user"]
     expect(last_answer(page)).to_have_attribute("data-state", "done")
 
 
@@ -254,6 +282,18 @@ def test_stream_without_done_or_error_shows_stopped(page: Page) -> None:
     expect(answer.get_by_test_id("answer-error")).to_contain_text("without a done or error event")
 
 
+def test_stop_button_ends_the_answer_as_stopped(page: Page, sim_control: SimControl) -> None:
+    sim_control.behave("cheap", reply=PLAIN_REPLY, tokens_per_s=10)
+    send(page, "What is the capital of France?")
+    answer = last_answer(page)
+    expect(answer.get_by_test_id("answer-text")).not_to_have_text("")
+    page.get_by_test_id("stop").click()
+    expect(answer).to_have_attribute("data-state", "stopped")
+    expect(answer.get_by_test_id("answer-error")).to_contain_text("you stopped this answer")
+    expect(page.get_by_test_id("stop")).to_be_hidden()
+    expect(page.get_by_test_id("send")).to_be_enabled()
+
+
 # -- 4. correcting a route ----------------------------------------------------------------------------------------
 
 
@@ -274,7 +314,7 @@ def test_correcting_a_route_posts_feedback(page: Page) -> None:
         page.keyboard.press("Enter")
     response = answered.value
     assert response.request.method == "POST"
-    assert response.request.post_data_json == {"request_id": request_id, "category": "reasoning"}
+    assert posted_json(response.request) == {"request_id": request_id, "category": "reasoning"}
     result = feedback.get_by_test_id("feedback-result")
     if response.ok:
         expect(result).to_contain_text("recorded: should have been reasoning")
@@ -311,7 +351,8 @@ def test_demo_screenshot_and_phone_layout(browser: Browser, sim_control: SimCont
             page.screenshot(path=str(SCREENSHOT))
 
             page.set_viewport_size({"width": 360, "height": 740})
-            no_overflow = """() => [document.documentElement, document.body, ...document.querySelectorAll('main, .panel')]
+            no_overflow = """() => [document.documentElement, document.body,
+                                    ...document.querySelectorAll('main, .panel, .conversation')]
                 .every((el) => el.scrollWidth <= el.clientWidth)"""
             assert page.evaluate(no_overflow)
             page.get_by_test_id("tab-stats").click()
@@ -319,7 +360,7 @@ def test_demo_screenshot_and_phone_layout(browser: Browser, sim_control: SimCont
             expect(page.get_by_test_id("server-stats-status")).not_to_have_text("Loading…")
             expect(page.get_by_test_id("session-cost-chart").locator("svg polyline")).to_have_count(2)
             assert page.evaluate(no_overflow)
-            assert not page.errors  # type: ignore[attr-defined]
+            assert not PAGE_ERRORS[page]
         finally:
             page.context.close()
 
@@ -364,6 +405,7 @@ def test_sse_parser_survives_any_chunk_split(page: Page) -> None:
             for (let cut = 0; cut <= bytes.length; cut++) {
                 const parser = new SSEParser(), decoder = new TextDecoder();
                 const events = [...parser.feed(decoder.decode(bytes.slice(0, cut), {stream: true})),
+                                ...parser.feed(''),
                                 ...parser.feed(decoder.decode(bytes.slice(cut), {stream: true})),
                                 ...parser.feed(decoder.decode())];
                 runs.push(JSON.stringify(events.map((e) => [e.event, e.data])));
@@ -407,7 +449,8 @@ def test_patch_applier_matches_the_python_reference(page: Page) -> None:
     errors = page.evaluate(
         """async () => {
             const { applyPatch } = await import('/jsonpatch.js');
-            const bad = [[{}, {op: 'append', path: '/nope', value: 'x'}], [{a: []}, {op: 'add', path: '/a/01', value: 1}],
+            const bad = [[{}, {op: 'append', path: '/nope', value: 'x'}],
+                         [{a: []}, {op: 'add', path: '/a/01', value: 1}],
                          [{a: 1}, {op: 'append', path: '/a', value: 'x'}], [{}, {op: 'add', path: 'a', value: 1}],
                          [{a: []}, {op: 'done', path: '/a/0'}], [{}, {op: 'move', path: ''}]];
             return bad.map(([doc, patch]) => { try { applyPatch(doc, patch); return null; }
