@@ -94,8 +94,10 @@ export function lineChart(series, { width = 320, height = 200, label = "line cha
     svg.append(el("text", { x: pad.left - 6, y: Number(y) + 4, "text-anchor": "end", class: "chart-tick" }, formatY(v)));
   }
   const xs = [...new Set(all.map((p) => p.x))];
-  svg.append(el("text", { x: pad.left, y: height - 6, class: "chart-tick" }, formatX(xs[0])));
-  if (xs.length > 1) {
+  if (xs.length === 1) {
+    svg.append(el("text", { x: sx(xs[0]), y: height - 6, "text-anchor": "middle", class: "chart-tick" }, formatX(xs[0])));
+  } else {
+    svg.append(el("text", { x: pad.left, y: height - 6, class: "chart-tick" }, formatX(xs[0])));
     svg.append(el("text", { x: pad.left + w, y: height - 6, "text-anchor": "end", class: "chart-tick" }, formatX(xs[xs.length - 1])));
   }
   const pts = (s) => s.points.map((p) => `${sx(p.x).toFixed(1)},${sy(p.y).toFixed(1)}`);
