@@ -41,9 +41,11 @@ __all__ = [
     "figures",
     "free_port",
     "interleaved",
+    "json_line",
     "measure",
     "percentile",
     "print_table",
+    "start_floor_proxy",
     "start_sim",
     "start_triage",
     "stopping",
@@ -56,6 +58,21 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def json_line(data: Any) -> str:
+    """`data` as one line of strict JSON: NaN and infinities (no figure) become null."""
+
+    def clean(x: Any) -> Any:
+        if isinstance(x, float) and not math.isfinite(x):
+            return None
+        if isinstance(x, dict):
+            return {k: clean(v) for k, v in x.items()}
+        if isinstance(x, (list, tuple)):
+            return [clean(v) for v in x]
+        return x
+
+    return json.dumps(clean(data))
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -92,11 +109,23 @@ _PREEXEC = _die_with_parent if _PRCTL is not None else None
 # -- servers in their own processes ------------------------------------------------------------------------------
 
 
+def _environ(changes: dict[str, str | None] | None) -> dict[str, str]:
+    """This process's environment with `changes` applied; a None value removes the variable."""
+    env = dict(os.environ)
+    for key, value in (changes or {}).items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    return env
+
+
 class Server:
     """A server subprocess: waits until `ready_path` answers, samples its RSS (with children) for the peak, reads
     its CPU seconds (with children), stops on `stop()`."""
 
-    def __init__(self, name: str, argv: Sequence[str], port: int, *, ready_path: str, env: dict[str, str] | None = None,
+    def __init__(self, name: str, argv: Sequence[str], port: int, *, ready_path: str,
+                 env: dict[str, str | None] | None = None,
                  startup_timeout: float = 60.0, log: Path | None = None) -> None:
         import psutil
 
@@ -107,7 +136,7 @@ class Server:
         self._log = open(self.log_path, "wb")  # noqa: SIM115  (closed in stop())
         self.popen = subprocess.Popen(
             list(argv), stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env={**os.environ, **(env or {})}, preexec_fn=_PREEXEC,  # noqa: PLW1509  (one libc call)
+            env=_environ(env), preexec_fn=_PREEXEC,
         )
         self.proc = psutil.Process(self.popen.pid)
         self.peak_rss = 0
@@ -199,7 +228,8 @@ class Server:
 def start_sim(*, ttft_ms: float, tokens_per_s: float, completion_tokens: int, python: str = sys.executable) -> Server:
     port = free_port()
     argv = [python, "-m", "triage", "sim", "--port", str(port), "--ttft-ms", str(ttft_ms),
-            "--tokens-per-s", str(tokens_per_s), "--completion-tokens", str(completion_tokens), "--log-level", "warning"]
+            "--tokens-per-s", str(tokens_per_s), "--completion-tokens", str(completion_tokens),
+            "--log-level", "warning"]
     return Server("sim", argv, port, ready_path="/v1/models")
 
 
@@ -241,6 +271,50 @@ def start_triage(config: Path, *, client: str = "aiohttp", log_level: str = "war
     argv = [python, "-c", _TRIAGE_LAUNCHER, client, "serve", "--config", str(config), "--port", str(port),
             "--log-level", log_level]
     return Server(f"triage-{client}", argv, port, ready_path="/healthz")
+
+
+# A floor for any Python gateway: a bare ASGI app under the same uvicorn (uvloop, httptools) that forwards the body
+# to the upstream on one shared aiohttp session and relays the bytes back as they come. No parsing, no routing: what
+# a process hop in Python costs at the least.
+_FLOOR_PROXY = """
+import sys, aiohttp, uvicorn
+upstream = sys.argv[1]
+session = None
+
+async def app(scope, receive, send):
+    global session
+    if scope["type"] == "lifespan":
+        while (message := await receive())["type"] != "lifespan.shutdown":
+            await send({"type": "lifespan.startup.complete"})
+        await session.close() if session else None
+        await send({"type": "lifespan.shutdown.complete"})
+        return
+    if scope["path"] != "/v1/chat/completions":
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+        return
+    if session is None:
+        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            break
+    async with session.post(upstream + scope["path"], data=body, headers={"content-type": "application/json"}) as r:
+        await send({"type": "http.response.start", "status": r.status,
+                    "headers": [(b"content-type", r.headers.get("content-type", "").encode())]})
+        async for data in r.content.iter_any():
+            await send({"type": "http.response.body", "body": data, "more_body": True})
+    await send({"type": "http.response.body", "body": b""})
+
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), loop="uvloop", http="httptools", log_level="warning")
+"""
+
+
+def start_floor_proxy(upstream_url: str, *, python: str = sys.executable) -> Server:
+    port = free_port()
+    return Server("floor-proxy", [python, "-c", _FLOOR_PROXY, upstream_url, str(port)], port, ready_path="/healthz")
 
 
 def stream_body(model: str, prompt: str) -> dict[str, Any]:
@@ -290,7 +364,7 @@ class LoadGen:
         code = f"import sys; sys.path.insert(0, {str(BENCH)!r}); import _load; _load._loadgen_main()"
         self.popen = subprocess.Popen(
             [python, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
-            preexec_fn=_PREEXEC,  # noqa: PLW1509  (one libc call)
+            preexec_fn=_PREEXEC,
         )
         import psutil
 
@@ -409,9 +483,10 @@ def print_table(results: dict[int, list[Arm]]) -> None:
             f = figures(arm, arms[0])
             added = ["" if arm is arms[0] else f"{f[k]:9.2f}" for k in
                      ("added_ttft_p50_ms", "added_ttft_p99_ms", "added_total_p50_ms", "added_total_p99_ms")]
-            print(f"{c:>4} {arm.name:<16} {arm.done:>5} {arm.errors:>4} {f['ttft_p50_ms']:9.2f} {f['ttft_p99_ms']:9.2f} "
-                  f"{f['total_p50_ms']:9.2f} {f['total_p99_ms']:9.2f} {added[0]:>9} {added[1]:>9} {added[2]:>9} "
-                  f"{added[3]:>9} {f['rps']:7.1f} {f['rps_ratio']:8.3f} {f['cpu_s_per_1k']:8.2f}")
+            print(f"{c:>4} {arm.name:<16} {arm.done:>5} {arm.errors:>4} {f['ttft_p50_ms']:9.2f} "
+                  f"{f['ttft_p99_ms']:9.2f} {f['total_p50_ms']:9.2f} {f['total_p99_ms']:9.2f} {added[0]:>9} "
+                  f"{added[1]:>9} {added[2]:>9} {added[3]:>9} {f['rps']:7.1f} "
+                  f"{f['rps_ratio']:8.3f} {f['cpu_s_per_1k']:8.2f}")
             for sample in arm.error_samples:
                 print(f"     error sample ({arm.name}): {sample}")
 
@@ -419,6 +494,7 @@ def print_table(results: dict[int, list[Arm]]) -> None:
 # -- inside the load generator process ----------------------------------------------------------------------------
 
 _REQUEST_TIMEOUT = 60.0
+_KEEPALIVE = 3.0
 
 
 def _loadgen_main() -> None:
@@ -447,7 +523,9 @@ async def _loadgen() -> None:
 
     def session_for(url: str) -> aiohttp.ClientSession:
         if url not in sessions:
-            connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=None, enable_cleanup_closed=False)
+            # Idle connections are dropped before uvicorn's 5 s keep-alive ends: while the other arms run, a
+            # server may close this arm's idle ones, and reusing one of those fails the POST on it.
+            connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=None, keepalive_timeout=_KEEPALIVE)
             sessions[url] = aiohttp.ClientSession(
                 connector=connector, timeout=aiohttp.ClientTimeout(total=_REQUEST_TIMEOUT), auto_decompress=False,
             )
@@ -505,7 +583,7 @@ async def _round(session: Any, command: dict[str, Any], one: Any) -> dict[str, A
             issued += 1
             try:
                 ttft, total, chunks = await one(session, url, payload, headers)
-            except Exception as exc:  # noqa: BLE001  (every failure is counted, the round goes on)
+            except Exception as exc:
                 result["errors"] += 1
                 if len(result["error_samples"]) < 3:
                     result["error_samples"].append(f"{type(exc).__name__}: {exc}"[:300])

@@ -19,7 +19,6 @@ Goal: added p50 time to first token <= 1 ms at concurrency 1.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import tempfile
@@ -33,8 +32,10 @@ from _load import (
     LoadGen,
     Server,
     figures,
+    json_line,
     measure,
     print_table,
+    start_floor_proxy,
     start_sim,
     start_triage,
     stopping,
@@ -60,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-level", default="warning", help="Triage's --log-level (info adds uvicorn's access log)")
     parser.add_argument("--time-limit", type=float, default=95.0, help="seconds; no round starts after it")
     parser.add_argument("--quick", action="store_true", help="3 rounds of fewer requests")
+    parser.add_argument("--no-floor", dest="floor", action="store_false",
+                        help="leave out the floor arm (a bare ASGI byte-relay proxy on the same stack)")
     args = parser.parse_args(argv)
 
     started = time.monotonic()
@@ -73,13 +76,16 @@ def main(argv: list[str] | None = None) -> int:
         config = triage_config(sim.url, workdir, classifier=args.classifier)
         for client in clients:
             triages.append(start_triage(config, client=client, log_level=args.log_level))
+        floor = start_floor_proxy(sim.url) if args.floor else None
         loadgen = LoadGen()
-        with stopping(*triages, loadgen):
+        with stopping(*triages, floor, loadgen):
             results: dict[int, list[Arm]] = {}
             truncated = False
             for c in args.concurrency:
                 arms = [Arm("direct", sim.url, stream_body("cheap", PROMPT), server=sim)]
                 arms += [Arm(t.name, t.url, stream_body("auto", PROMPT), server=t) for t in triages]
+                if floor is not None:
+                    arms.append(Arm(floor.name, floor.url, stream_body("cheap", PROMPT), server=floor))
                 rounds = args.rounds or (10 if c == 1 else 4)
                 per_round = args.per_round or max(10, 2 * c)
                 if args.quick:
@@ -87,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
                 truncated |= measure(loadgen, arms, c, rounds=rounds, per_round=per_round, deadline=deadline)
                 results[c] = arms
             out = _report(args, results, triages, clients, truncated, time.monotonic() - started)
-    print(json.dumps(out))
+    print(json_line(out))
     return 0
 
 
@@ -95,12 +101,16 @@ def _report(args: argparse.Namespace, results: dict[int, list[Arm]], triages: li
             truncated: bool, runtime: float) -> dict[str, object]:
     out: dict[str, object] = {
         "bench": "overhead", "client": args.client, "classifier": args.classifier,
-        "sim": {"ttft_ms": args.ttft_ms, "tokens_per_s": args.tokens_per_s, "completion_tokens": args.completion_tokens},
+        "sim": {"ttft_ms": args.ttft_ms, "tokens_per_s": args.tokens_per_s,
+                "completion_tokens": args.completion_tokens},
     }
     print_table(results)
     print()
 
-    def prefix(name: str) -> str:  # the first client's figures are unprefixed, the second's prefixed `httpx_`
+    def prefix(name: str) -> str:
+        # The first client's figures are unprefixed, the second's prefixed `httpx_`, the floor arm's `floor_`.
+        if name == "floor-proxy":
+            return "floor_"
         return "" if name == f"triage-{clients[0]}" else name.removeprefix("triage-") + "_"
 
     for c, arms in results.items():

@@ -1,0 +1,266 @@
+"""Triage beside its peers (issue 9): LiteLLM's proxy on the same load, semantic-router on the same decisions.
+
+Load: the simulated provider, Triage (`triage serve`, `model: auto`) and LiteLLM's proxy (no database, one model
+pointing at the simulator, a master key, one worker) run in processes of their own on loopback, both gateways in
+front of the same simulator; a separate load generator sends the same streamed requests to the simulator directly,
+to Triage and to LiteLLM, arms interleaved round by round, at concurrency 1, 64 and 256. Figures: added time to
+first token over going straight to the simulator (p50/p99), requests per second, CPU seconds per 1,000 requests
+and peak RSS of each gateway process, and the ratios Triage / LiteLLM.
+
+Routing decisions: aurelio's semantic-router (an `IndexedRouter` on the train split's utterances, calibrated with
+its own `fit()` on the train split), with Triage's own encoder wrapped as its `DenseEncoder`, against Triage's
+classifier, on the test split of ../shared/data/dev.jsonl: macro-F1, under-routing (share of non-simple items
+routed to the simple route) and p50/p99 decision latency.
+
+LiteLLM and semantic-router live in their own virtualenv, bench/.venv (ignored by git), made on the first run:
+
+    .venv/bin/python bench/peers.py            # the whole comparison, < 10 minutes from a clean clone
+    .venv/bin/python bench/peers.py --quick    # a smoke test
+    .venv/bin/python bench/peers.py --skip-routing | --skip-load
+
+Goals: Triage's added p50 TTFT <= 1/10 of LiteLLM's at every concurrency; Triage's decisions better than
+semantic-router's on macro-F1 and under-routing at <= 1/5 of its decision latency.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _load import (  # noqa: E402
+    BENCH,
+    ROOT,
+    Arm,
+    LoadGen,
+    Server,
+    figures,
+    free_port,
+    json_line,
+    measure,
+    print_table,
+    start_sim,
+    start_triage,
+    stopping,
+    stream_body,
+    triage_config,
+)
+
+PEERS_VENV = BENCH / ".venv"
+PEERS_PYTHON = PEERS_VENV / "bin" / "python"
+REQUIREMENTS = ["litellm[proxy]", "semantic-router"]
+DATA = ROOT.parent / "shared" / "data" / "dev.jsonl"
+PROMPT = "What is a good name for a small grey cat that likes to sleep on the windowsill?"
+MASTER_KEY = "sk-bench-peers-0123456789abcdef"  # LiteLLM refuses to start open; a loopback-only bench key
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 64, 256])
+    parser.add_argument("--ttft-ms", type=float, default=20.0, help="the simulator's time to first token")
+    parser.add_argument("--tokens-per-s", type=float, default=500.0)
+    parser.add_argument("--completion-tokens", type=int, default=46, help="46: 50 SSE events per answer")
+    parser.add_argument("--classifier", default="rules", help="the serving Triage's classifier.kind in the load part")
+    parser.add_argument("--time-limit", type=float, default=570.0, help="seconds for the whole run, install included")
+    parser.add_argument("--skip-load", action="store_true")
+    parser.add_argument("--skip-routing", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="fewer rounds and requests, a routing sample")
+    args = parser.parse_args(argv)
+
+    started = time.monotonic()
+    deadline = started + args.time_limit
+    out: dict[str, Any] = {"bench": "peers"}
+    try:
+        out["versions"] = ensure_peers_venv(deadline)
+    except RuntimeError as exc:
+        print(f"peers: {exc}", file=sys.stderr)
+        out["error"] = str(exc)
+        print(json_line(out))
+        return 1
+    routing_reserve = 0.0 if args.skip_routing else (60.0 if args.quick else 150.0)
+    if not args.skip_load:
+        out["load"] = run_load(args, deadline - routing_reserve)
+    if not args.skip_routing:
+        out["routing"] = run_routing(args, deadline)
+    out["goals"] = goals(out)
+    for name, met in out["goals"].items():
+        print(f"goal {name}: {'met' if met else ('NOT met' if met is False else 'not measured')}")
+    out["runtime_s"] = round(time.monotonic() - started, 1)
+    print(json_line(out))
+    return 0
+
+
+# -- the peers' virtualenv ---------------------------------------------------------------------------------------
+
+
+def ensure_peers_venv(deadline: float) -> dict[str, str]:
+    """bench/.venv with LiteLLM's proxy and semantic-router (and whatever Triage's encoder needs, so semantic-router
+    can load the same one); made once, then reused. Returns the peers' versions."""
+    marker = PEERS_VENV / ".peers-installed"
+    wanted = REQUIREMENTS + encoder_requirements()
+    if not (marker.exists() and marker.read_text().split("\n") == wanted):
+        print(f"peers: installing {' '.join(wanted)} into {PEERS_VENV} (once) ...", file=sys.stderr, flush=True)
+        if not PEERS_PYTHON.exists():
+            subprocess.run([sys.executable, "-m", "venv", str(PEERS_VENV)], check=True)
+        timeout = max(30.0, deadline - time.monotonic() - 240)
+        try:
+            subprocess.run([str(PEERS_PYTHON), "-m", "pip", "install", "-q", "--disable-pip-version-check", *wanted],
+                           check=True, timeout=timeout, stdout=subprocess.DEVNULL)
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+            raise RuntimeError(f"could not install {wanted} into {PEERS_VENV}: {exc}") from exc
+        marker.write_text("\n".join(wanted))
+    code = ("import importlib.metadata as m, json; "
+            "print(json.dumps({p: m.version(p) for p in ('litellm', 'semantic-router')}))")
+    versions: dict[str, str] = json.loads(subprocess.run([str(PEERS_PYTHON), "-c", code], check=True,
+                                                         capture_output=True, text=True).stdout)
+    return versions
+
+
+def encoder_requirements() -> list[str]:
+    """The packages Triage's local encoder needs, for semantic-router's process (see `_encoder.py`)."""
+    from _encoder import REQUIREMENTS as needed
+
+    return list(needed)
+
+
+# -- load ---------------------------------------------------------------------------------------------------------
+
+
+def start_litellm(sim_url: str, workdir: Path) -> Server:
+    config = workdir / "litellm.yaml"
+    config.write_text(
+        "model_list:\n"
+        "  - model_name: cheap\n"
+        "    litellm_params:\n"
+        "      model: openai/cheap\n"
+        f"      api_base: {sim_url}/v1\n"
+        "      api_key: sk-not-needed\n"
+        "litellm_settings:\n"
+        "  telemetry: false\n"
+        "general_settings:\n"
+        f"  master_key: {MASTER_KEY}\n"
+    )
+    port = free_port()
+    argv = [str(PEERS_VENV / "bin" / "litellm"), "--config", str(config), "--host", "127.0.0.1", "--port", str(port),
+            "--num_workers", "1"]
+    # No DATABASE_URL: no database. The cost map ships inside the package (no fetch); warnings only, so neither
+    # gateway writes an access-log line per request.
+    env: dict[str, str | None] = {"LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR", "DATABASE_URL": None}
+    return Server("litellm", argv, port, ready_path="/health/liveliness", env=env, startup_timeout=120)
+
+
+def run_load(args: argparse.Namespace, deadline: float) -> dict[str, Any]:
+    workdir = Path(tempfile.mkdtemp(prefix="bench-peers-"))
+    sim = start_sim(ttft_ms=args.ttft_ms, tokens_per_s=args.tokens_per_s, completion_tokens=args.completion_tokens)
+    with stopping(sim):
+        triage = start_triage(triage_config(sim.url, workdir, classifier=args.classifier))
+        with stopping(triage):
+            litellm = start_litellm(sim.url, workdir)
+            loadgen = LoadGen()
+            with stopping(litellm, loadgen):
+                results: dict[int, list[Arm]] = {}
+                truncated = False
+                weights = {c: (1.0 if c == 1 else 1.5 if c <= 64 else 2.0) for c in args.concurrency}
+                for i, c in enumerate(args.concurrency):
+                    arms = [
+                        Arm("direct", sim.url, stream_body("cheap", PROMPT), server=sim),
+                        Arm("triage", triage.url, stream_body("auto", PROMPT), server=triage),
+                        Arm("litellm", litellm.url, stream_body("cheap", PROMPT), server=litellm,
+                            headers={"authorization": f"Bearer {MASTER_KEY}"}),
+                    ]
+                    # This concurrency's share of the time left, so a slow peer cannot starve the later ones.
+                    left = deadline - time.monotonic()
+                    share = weights[c] / sum(weights[x] for x in args.concurrency[i:])
+                    phase_deadline = time.monotonic() + left * share
+                    rounds, per_round = (6, 8) if c == 1 else (4, 2 * c) if c <= 64 else (3, c)
+                    if args.quick:
+                        rounds, per_round = 2, max(4, c)
+                    truncated |= measure(loadgen, arms, c, rounds=rounds, per_round=per_round,
+                                         deadline=phase_deadline, warmup=4 if c == 1 else c)
+                    results[c] = arms
+                print_table(results)
+                out = load_figures(results)
+                out["peak_rss_mb"] = {"triage": round(triage.peak_rss_mb(), 1),
+                                      "litellm": round(litellm.peak_rss_mb(), 1)}
+                out["peak_rss_ratio"] = round(triage.peak_rss_mb() / litellm.peak_rss_mb(), 3)
+                out["truncated_by_time_limit"] = truncated
+    print(f"\npeak RSS: triage {out['peak_rss_mb']['triage']} MB, litellm {out['peak_rss_mb']['litellm']} MB")
+    print(f"{'conc':>4} {'+ttft p50 T/L':>14} {'+ttft p99 T/L':>14} {'rps T/L':>8} {'cpu/1k T/L':>10}")
+    for c in args.concurrency:
+        r = out["ratios"][f"c{c}"]
+        print(f"{c:>4} {_fmt(r['added_ttft_p50']):>14} {_fmt(r['added_ttft_p99']):>14} {_fmt(r['rps']):>8} "
+              f"{_fmt(r['cpu_s_per_1k']):>10}")
+    return out
+
+
+def _fmt(x: float | None) -> str:
+    return "n/a" if x is None or not math.isfinite(x) else f"{x:.3f}"
+
+
+def _ratio(a: float, b: float) -> float:
+    # A ratio of added latencies means something only when the peer adds some.
+    return round(a / b, 3) if b > 0 and math.isfinite(a) and math.isfinite(b) else math.nan
+
+
+def load_figures(results: dict[int, list[Arm]]) -> dict[str, Any]:
+    out: dict[str, Any] = {"by_concurrency": {}, "ratios": {}}
+    keys = ("added_ttft_p50_ms", "added_ttft_p99_ms", "added_total_p50_ms", "added_total_p99_ms", "rps",
+            "rps_ratio", "cpu_s_per_1k", "requests", "errors")
+    for c, arms in results.items():
+        direct, triage, litellm = arms
+        t, lt = figures(triage, direct), figures(litellm, direct)
+        out["by_concurrency"][f"c{c}"] = {
+            "direct": {"ttft_p50_ms": figures(direct, direct)["ttft_p50_ms"], "rps": round(direct.rps, 1)},
+            "triage": {k: t[k] for k in keys},
+            "litellm": {k: lt[k] for k in keys},
+            "loadgen_cpu_busy": round(direct.loadgen_busy, 2),
+        }
+        out["ratios"][f"c{c}"] = {
+            "added_ttft_p50": _ratio(t["added_ttft_p50_ms"], lt["added_ttft_p50_ms"]),
+            "added_ttft_p99": _ratio(t["added_ttft_p99_ms"], lt["added_ttft_p99_ms"]),
+            "rps": _ratio(t["rps"], lt["rps"]),
+            "cpu_s_per_1k": _ratio(t["cpu_s_per_1k"], lt["cpu_s_per_1k"]),
+        }
+    return out
+
+
+# -- routing decisions ------------------------------------------------------------------------------------------
+
+
+def run_routing(args: argparse.Namespace, deadline: float) -> dict[str, Any]:
+    from _encoder import routing_report
+
+    return routing_report(DATA, PEERS_PYTHON, quick=args.quick, deadline=deadline)
+
+
+def goals(out: dict[str, Any]) -> dict[str, bool | None]:
+    result: dict[str, bool | None] = {}
+    load = out.get("load")
+    if load:
+        ratios = [r["added_ttft_p50"] for r in load["ratios"].values()]
+        result["triage_added_ttft_p50_le_tenth_of_litellm"] = (
+            all(math.isfinite(r) and r <= 0.1 for r in ratios) if ratios else None
+        )
+    routing = out.get("routing")
+    if routing and routing.get("triage") and routing.get("semantic_router"):
+        t, s = routing["triage"], routing["semantic_router"]
+        result["triage_decisions_better_at_fifth_latency"] = bool(
+            t["macro_f1"] > s["macro_f1"]
+            and t["under_routing"] < s["under_routing"]
+            and t["latency_p50_ms"] <= s["latency_p50_ms"] / 5
+        )
+    return result
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    raise SystemExit(main())
