@@ -1,6 +1,5 @@
 """Triage: classify each chat request, route it to the right model, stream the answer."""
 
-
 from ._app import create_app
 from ._cascade import CascadeClassifier, build_classifier
 from ._classifier import Classifier, ClassifyInput, Decision, LayerTiming, RulesClassifier
