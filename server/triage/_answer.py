@@ -7,6 +7,7 @@ generator the server never started (the client left between our `return` and the
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
@@ -27,6 +28,9 @@ _CLOSE_TIMEOUT = 5.0
 class Answer(Generic[R]):
     def __init__(self, stream: ModelStream, settle: Callable[[StreamTally, str], R], lease: Lease | None) -> None:
         self.stream = stream
+        # Set when a server shutdown ended this answer: its encoder then reports `ShuttingDown`, not a cut.
+        self.drained = False
+        self._drainer: asyncio.Task[None] | None = None
         self.tally = StreamTally()
         self._settle = settle
         self._lease = lease
@@ -44,10 +48,24 @@ class Answer(Generic[R]):
             self._result = (self._settle(self.tally, status),)
         return self._result[0]
 
+    def drain_on(self, shutdown: anyio.Event, grace: float) -> None:
+        """Once `shutdown` is set, let the answer run for `grace` seconds, then end it: closing the upstream makes
+        the encoder's iteration fail, and the encoder sends the client an explicit error before the server goes."""
+
+        async def drain() -> None:
+            await shutdown.wait()
+            await asyncio.sleep(grace)
+            self.drained = True
+            await self.stream.aclose()
+
+        self._drainer = asyncio.ensure_future(drain())
+
     async def aclose(self) -> None:
         if self._closed:
             return
         self._closed = True
+        if self._drainer is not None:
+            self._drainer.cancel()
         with anyio.move_on_after(_CLOSE_TIMEOUT, shield=True):
             await self.stream.aclose()
         self.settle("cancelled")

@@ -18,6 +18,7 @@ maps each class to a status and OpenAI's error shape (`{"error": {"message", "ty
     │   ├── UpstreamStatusError     the provider answered with an error status
     │   ├── UpstreamProtocolError   a malformed chunk, or the connection cut mid-stream
     │   └── AllModelsFailed         502/504: every model of the route's chain failed before its first token
+    ├── ShuttingDown                503: the server is shutting down; an in-flight stream ended after the grace
     ├── ClassifierError             a classifier failed or timed out (the policy falls back)
     └── StructuredOutputError       the structured answer is not valid JSON or not valid against its schema
 """
@@ -36,6 +37,7 @@ __all__ = [
     "PermissionDenied",
     "RateLimited",
     "RequestError",
+    "ShuttingDown",
     "StructuredOutputError",
     "TriageError",
     "UnprocessableRequest",
@@ -186,6 +188,14 @@ class AllModelsFailed(UpstreamError):
         if isinstance(last, UpstreamTimeout):
             self.status_code = 504
             self.error_type = "timeout_error"
+
+
+class ShuttingDown(TriageError):
+    """Raised into a stream still running when the shutdown grace period ends: retry on another instance."""
+
+    status_code = 503
+    error_type = "server_shutting_down"
+    retryable = True
 
 
 class ClassifierError(TriageError):

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from ._answer import Answer
-from ._exceptions import UpstreamError
+from ._exceptions import ShuttingDown, TriageError, UpstreamError
 from ._http import dumps
 
 __all__ = ["DONE", "openai_chunks"]
@@ -34,8 +34,11 @@ async def openai_chunks(answer: Answer[Any], *, include_usage: bool) -> AsyncIte
         answer.settle("ok")
         yield DONE
     except UpstreamError as exc:
-        logger.warning("stream from %s failed after its first token: %s", model, exc.message)
+        error: TriageError = exc
+        if answer.drained:
+            error = ShuttingDown("Triage is shutting down; the answer was cut: retry the request")
+        logger.warning("stream from %s ended after its first token: %s", model, error.message)
         answer.settle("upstream_error")
-        yield b"data: " + dumps(exc.to_dict()) + b"\n\n"
+        yield b"data: " + dumps(error.to_dict()) + b"\n\n"
     finally:
         await answer.aclose()

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from ._answer import Answer
-from ._exceptions import StructuredOutputError, TriageError, UpstreamError
+from ._exceptions import ShuttingDown, StructuredOutputError, TriageError, UpstreamError
 from ._http import dumps
 from ._structured import IncrementalJSONParser
 
@@ -68,8 +68,11 @@ async def ui_events(
         yield sse_event("usage", answer.settle("ok"))
         yield sse_event("done", {"finish_reason": answer.tally.finish_reason})
     except (UpstreamError, StructuredOutputError) as exc:
-        logger.warning("UI stream from %s ended in error: %s", answer.model, exc.message)
+        error: TriageError = exc
+        if answer.drained:
+            error = ShuttingDown("Triage is shutting down; the answer was cut: retry the request")
+        logger.warning("UI stream from %s ended in error: %s", answer.model, error.message)
         answer.settle("upstream_error")
-        yield error_event(exc)
+        yield error_event(error)
     finally:
         await answer.aclose()
