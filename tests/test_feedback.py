@@ -20,6 +20,7 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 from test_store import make_record
+
 from triage import TriageConfig
 from triage._app import create_app
 from triage._auth import hash_key
@@ -61,7 +62,8 @@ class LoopGateway(Gateway):
     def __init__(self, config: TriageConfig, *, build: Build | None = None, classifier: Classifier | None = None,
                  watch_interval: float = 1.0) -> None:
         super().__init__(config, classifier=classifier)
-        self.store = SQLiteStore(config.store)
+        self.sqlite = SQLiteStore(config.store)
+        self.store = self.sqlite
         versions = HeadVersions(heads_dir(config)) if build is not None else None
         self.heads = HeadReloader(versions, build or (lambda path: self.classifier), self.swap_classifier,
                                   interval=watch_interval)
@@ -71,12 +73,12 @@ class LoopGateway(Gateway):
 
     async def start(self) -> None:
         await super().start()
-        await self.store.start()
+        await self.sqlite.start()  # idempotent: the Gateway may have started it already
         await self.heads.start()
 
     async def stop(self) -> None:
         await self.heads.stop()
-        await self.store.stop()
+        await self.sqlite.stop()
         await super().stop()
 
 
@@ -216,7 +218,7 @@ def random_records(n: int, now: float, rng: random.Random) -> list[DecisionRecor
     records = []
     for i in range(n):
         category = rng.choice(["simple", "reasoning", "tool_use", None])
-        model = "strong" if category == "reasoning" or category is None and rng.random() < 0.5 else "cheap"
+        model = "strong" if category == "reasoning" or (category is None and rng.random() < 0.5) else "cheap"
         prompt, completion = rng.randint(10, 3000), rng.randint(0, 800)
         cost = (prompt * (0.15 if model == "cheap" else 2.5) + completion * (0.6 if model == "cheap" else 10)) / 1e6
         wasted = rng.random() < 0.2
@@ -310,7 +312,7 @@ async def test_stats_include_records_still_queued(tmp_path: Path) -> None:
     gateway = LoopGateway(learning_config(tmp_path))
     await gateway.start()
     try:
-        gateway.store.submit(make_record("req_fresh", created_at=time.time() - 5))
+        gateway.sqlite.submit(make_record("req_fresh", created_at=time.time() - 5))
         app = learning_app(gateway)
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://t") as http:
             stats = (await http.get("/v1/stats", headers=auth("reviewer"))).json()

@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
+import math
+import re
+from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from harness import SimControl, gateway_config, sim_control, sim_server  # noqa: F401
 from test_feedback import KEYS, LoopGateway, auth, learning_app
+
 from triage._auth import hash_key
 from triage._background import BackgroundServer
 from triage._classifier import DEFAULT_CATEGORIES, Classifier, ClassifyInput, Decision, LayerTiming
 from triage._heads import DEFAULT_VERSION, HeadVersions, heads_dir
+from triage._retrain import retrain, run_rollback, split_corrections
+from triage._retrain_data import base_data, macro_f1
+from triage._store import LabeledText
 
 
 class Tagged:
@@ -108,3 +117,86 @@ async def test_reload_while_streaming_fails_nothing(sim_control: SimControl, tmp
     assert failed.status_code == 500 and "v0003" in failed.json()["error"]["message"]
     assert forbidden.status_code == 403
     assert isinstance(gateway.classifier, Tagged) and gateway.classifier.version == "v0002"
+
+
+class BagOfWords:
+    """A Trainer small enough to read: multinomial naive Bayes on lower-cased words, sample weights honoured.
+    The guard's logic is the subject here, not the model."""
+
+    def fit(self, texts: Sequence[str], labels: Sequence[str], weights: Sequence[float]) -> dict[str, Any]:
+        counts: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        priors: dict[str, float] = defaultdict(float)
+        for text, label, w in zip(texts, labels, weights, strict=True):
+            priors[label] += w
+            for word in _words(text):
+                counts[label][word] += w
+        return {"priors": dict(priors), "counts": {k: dict(v) for k, v in counts.items()}}
+
+    def predict(self, head: dict[str, Any], texts: Sequence[str]) -> list[str]:
+        vocab = {w for c in head["counts"].values() for w in c}
+        total = sum(head["priors"].values())
+        sizes = {k: sum(c.values()) for k, c in head["counts"].items()}
+
+        def score(label: str, words: list[str]) -> float:
+            c = head["counts"][label]
+            return math.log(head["priors"][label] / total) + sum(
+                math.log((c.get(w, 0) + 1) / (sizes[label] + len(vocab))) for w in words)
+
+        return [max(head["counts"], key=lambda label: score(label, _words(t))) for t in texts]
+
+    def save(self, head: dict[str, Any], directory: Path) -> None:
+        (directory / "head.json").write_text(json.dumps(head))
+
+    def load(self, directory: Path | None) -> dict[str, Any]:
+        if directory is None:
+            base = base_data()
+            return self.fit(base.train_texts, base.train_labels, [1.0] * len(base.train_texts))
+        head: dict[str, Any] = json.loads((directory / "head.json").read_text())
+        return head
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9']+", text.lower())
+
+
+def corrections_from(pairs: Sequence[tuple[str, str]], tag: str) -> list[LabeledText]:
+    return [LabeledText(f"req_{tag}_{i}", text, label, None, 0.0) for i, (text, label) in enumerate(pairs)]
+
+
+def test_poisoned_corrections_are_refused_unless_forced(tmp_path: Path) -> None:
+    base = base_data()
+    versions = HeadVersions(tmp_path / "heads")
+    trainer = BagOfWords()
+    train = list(zip(base.train_texts, base.train_labels, strict=True))
+    # Right labels (a fresh look at texts like the base set's): accepted.
+    good = corrections_from(train[::5], "good")
+    report = retrain(trainer, base, good, versions, categories=DEFAULT_CATEGORIES, tolerance=0.02)
+    assert report.installed and not report.forced and report.version == "v0001" == versions.current()
+    assert report.corrections_holdout > 0 and report.corrections_train + report.corrections_holdout == len(good)
+    # Wrong labels: every reasoning text called simple, every tool_use text called reasoning.
+    flip = {"reasoning": "simple", "tool_use": "reasoning", "simple": "simple"}
+    bad = corrections_from([(t, flip[c]) for t, c in train if c != "simple"], "bad")
+    refused = retrain(trainer, base, bad, versions, categories=DEFAULT_CATEGORIES)
+    assert not refused.installed and refused.version is None and versions.current() == "v0001"
+    assert refused.old_shipped.macro_f1 is not None and refused.new_shipped.macro_f1 is not None
+    assert refused.new_shipped.macro_f1 < refused.old_shipped.macro_f1 - 0.1
+    assert "macro-F1 on the shipped evaluation set would fall" in refused.reason
+    assert versions.versions() == ["v0001"]  # the candidate left nothing behind
+    forced = retrain(trainer, base, bad, versions, categories=DEFAULT_CATEGORIES, force=True)
+    assert forced.installed and forced.forced and versions.current() == "v0002"
+    assert versions.info("v0002").meta["forced"] is True
+    # And back, from the command line.
+    assert run_rollback(argparse.Namespace(heads=str(versions.root), config=None, to=None)) == 0
+    assert versions.current() == "v0001"
+    actions = [json.loads(line)["action"] for line in (versions.root / "history.jsonl").read_text().splitlines()]
+    assert actions == ["install", "refused", "install", "rollback"]
+
+
+def test_correction_split_is_stable() -> None:
+    examples = corrections_from([(f"text {i}", "simple") for i in range(1000)], "s")
+    _, held = split_corrections(examples, 0.2)
+    assert 150 < len(held) < 250
+    # A correction keeps its side when more arrive: held-out corrections never leak into a later training set.
+    _, held2 = split_corrections(examples + corrections_from([("more", "simple")] * 50, "t"), 0.2)
+    assert set(c.request_id for c in held) <= set(c.request_id for c in held2)
+    assert macro_f1(["a", "b", "b"], ["a", "b", "a"], ["a", "b"]) == pytest.approx((2 / 3 + 2 / 3) / 2)

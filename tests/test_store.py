@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from triage import TriageConfig
 from triage._config import StoreConfig
 from triage._exceptions import NotFound
@@ -126,7 +127,7 @@ async def test_text_is_not_stored_under_text_none(tmp_path: Path) -> None:
         await store.add_correction("req_1", "reasoning")
         assert await store.labeled_texts() == []
     assert raw_rows(config.path, "SELECT text FROM decisions") == [(None,)]
-    assert b"a secret prompt" not in Path(config.path).read_bytes()
+    assert b"a secret prompt" not in await asyncio.to_thread(Path(config.path).read_bytes)
 
 
 async def test_correction_finds_a_record_still_in_the_queue(tmp_path: Path) -> None:
@@ -201,7 +202,8 @@ async def test_export_writes_decisions_then_corrections(tmp_path: Path) -> None:
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
     assert [(x["type"], x["request_id"]) for x in lines] == [
         ("decision", "req_0"), ("decision", "req_1"), ("decision", "req_2"), ("correction", "req_1")]
-    assert DecisionRecord(**{k: v for k, v in lines[2].items() if k != "type"}) == make_record("req_2", created_at=base + 2)
+    exported = DecisionRecord(**{k: v for k, v in lines[2].items() if k != "type"})
+    assert exported == make_record("req_2", created_at=base + 2)
     assert lines[3]["category"] == "reasoning" and lines[3]["note"] == "n"
     # The command: a complete file, or none.
     config_file = tmp_path / "triage.yaml"

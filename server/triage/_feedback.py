@@ -19,7 +19,7 @@ from starlette.routing import BaseRoute, Route
 
 from ._auth import KeyRing
 from ._config import TriageConfig
-from ._exceptions import InvalidRequest
+from ._exceptions import InvalidRequest, NotFound
 from ._heads import HeadReloader
 from ._http import read_json
 from ._schemas import parse_body
@@ -37,8 +37,8 @@ class LearningGateway(Protocol):
 
     config: TriageConfig
     keys: KeyRing
-    store: Store
-    heads: HeadReloader
+    store: Store | None  # None: this server keeps no records (an embedding host chose so)
+    heads: HeadReloader | None  # None: the classifier has no head to reload (kind: rules)
 
     async def ensure_started(self) -> None: ...
 
@@ -57,6 +57,12 @@ def _gateway(request: Request) -> LearningGateway:
     return gateway
 
 
+def _store(gateway: LearningGateway) -> Store:
+    if gateway.store is None:
+        raise NotFound("this server keeps no decision records (no store)", code="no_store")
+    return gateway.store
+
+
 async def feedback(request: Request) -> Response:
     gateway = _gateway(request)
     caller = gateway.keys.authenticate(request)
@@ -69,7 +75,7 @@ async def feedback(request: Request) -> Response:
             f"unknown category {body.category!r}; expected one of {', '.join(categories)}",
             param="category", code="unknown_category",
         )
-    correction = await gateway.store.add_correction(body.request_id, body.category, note=body.note,
+    correction = await _store(gateway).add_correction(body.request_id, body.category, note=body.note,
                                                     key_id=caller.key_id)
     return JSONResponse(correction.to_dict())
 
@@ -108,15 +114,18 @@ async def stats(request: Request) -> Response:
     if since >= until:
         raise InvalidRequest("since: must be earlier than until", param="since", code="invalid_value")
     # Include what is still queued: a reviewer looking right after a burst expects to see it.
-    await gateway.store.flush()
-    report = await gateway.store.stats(bucket=size, since=since, until=until)
-    return JSONResponse({**report.to_dict(), "dropped": gateway.store.dropped})
+    store = _store(gateway)
+    await store.flush()
+    report = await store.stats(bucket=size, since=since, until=until)
+    return JSONResponse({**report.to_dict(), "dropped": store.dropped})
 
 
 async def reload(request: Request) -> Response:
     gateway = _gateway(request)
     gateway.keys.authenticate(request).require("admin")
     await gateway.ensure_started()
+    if gateway.heads is None:
+        raise InvalidRequest("this server's classifier has no head to reload", code="no_head")
     result = await gateway.heads.reload(force=True)
     return JSONResponse(result.to_dict())
 

@@ -16,6 +16,7 @@ polling works on every filesystem, inotify does not on network mounts) or at onc
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -81,10 +82,8 @@ class HeadVersions:
         path = self.path_of(name)
         meta: dict[str, Any] = {}
         if path is not None:
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
-            except FileNotFoundError:
-                pass
         return VersionInfo(name, path, meta)
 
     def versions(self) -> list[str]:
@@ -241,10 +240,8 @@ class HeadReloader:
         assert self.versions is not None
         name = await asyncio.to_thread(self.versions.current)
         if name not in (self.loaded, self._failed):
-            try:
+            with contextlib.suppress(ClassifierError):  # logged; retried when the pointer moves
                 await self.reload()
-            except ClassifierError:
-                pass  # logged; retried when the pointer moves
 
     async def _watch(self) -> None:
         while True:

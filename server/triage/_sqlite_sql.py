@@ -90,7 +90,9 @@ def connect(path: str) -> sqlite3.Connection:
 def create_schema(conn: sqlite3.Connection) -> None:
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     if version > SCHEMA_VERSION:
-        raise RuntimeError(f"the store was written by a newer Triage (schema {version}; this one knows {SCHEMA_VERSION})")
+        raise RuntimeError(
+            f"the store was written by a newer Triage (schema {version}; this one knows {SCHEMA_VERSION})"
+        )
     conn.executescript(f"BEGIN; {_SCHEMA} PRAGMA user_version={SCHEMA_VERSION}; COMMIT;")
 
 

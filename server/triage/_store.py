@@ -195,7 +195,9 @@ class Store(Protocol):
         """Store a correction durably. Raises NotFound when no decision has `request_id`."""
         ...
 
-    def iter_decisions(self, *, since: float | None = None, until: float | None = None) -> AsyncIterator[DecisionRecord]:
+    def iter_decisions(
+        self, *, since: float | None = None, until: float | None = None
+    ) -> AsyncIterator[DecisionRecord]:
         """Decisions in creation order, read in pages."""
         ...
 
