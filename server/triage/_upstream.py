@@ -159,6 +159,9 @@ class Upstreams:
                     verify=verify,
                 ),
             )
+        for client in self._clients.values():
+            # openai imports its resources lazily on first use (~0.5 s of blocking imports): pay that at start.
+            _ = client.chat.completions
 
     @property
     def clients(self) -> Mapping[str, openai.AsyncOpenAI]:
