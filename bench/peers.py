@@ -37,7 +37,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _load import (  # noqa: E402
+from _load import (
     BENCH,
     ROOT,
     Arm,
@@ -103,10 +103,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def ensure_peers_venv(deadline: float) -> dict[str, str]:
-    """bench/.venv with LiteLLM's proxy and semantic-router (and whatever Triage's encoder needs, so semantic-router
-    can load the same one); made once, then reused. Returns the peers' versions."""
+    """bench/.venv with LiteLLM's proxy and semantic-router, made once, then reused. Returns the peers' versions."""
     marker = PEERS_VENV / ".peers-installed"
-    wanted = REQUIREMENTS + encoder_requirements()
+    wanted = REQUIREMENTS
     if not (marker.exists() and marker.read_text().split("\n") == wanted):
         print(f"peers: installing {' '.join(wanted)} into {PEERS_VENV} (once) ...", file=sys.stderr, flush=True)
         if not PEERS_PYTHON.exists():
@@ -123,13 +122,6 @@ def ensure_peers_venv(deadline: float) -> dict[str, str]:
     versions: dict[str, str] = json.loads(subprocess.run([str(PEERS_PYTHON), "-c", code], check=True,
                                                          capture_output=True, text=True).stdout)
     return versions
-
-
-def encoder_requirements() -> list[str]:
-    """The packages Triage's local encoder needs, for semantic-router's process (see `_encoder.py`)."""
-    from _encoder import REQUIREMENTS as needed
-
-    return list(needed)
 
 
 # -- load ---------------------------------------------------------------------------------------------------------
@@ -237,7 +229,7 @@ def load_figures(results: dict[int, list[Arm]]) -> dict[str, Any]:
 
 
 def run_routing(args: argparse.Namespace, deadline: float) -> dict[str, Any]:
-    from _encoder import routing_report
+    from _routing import routing_report
 
     return routing_report(DATA, PEERS_PYTHON, quick=args.quick, deadline=deadline)
 

@@ -1,0 +1,217 @@
+"""The routing half of `bench/peers.py`: Triage's classifier against aurelio's semantic-router, same data, same
+encoder, same process.
+
+- Data: ../shared/data/dev.jsonl; everything fitted on `split == "train"`, scored on `split == "test"`.
+- Triage: the classifier `build_classifier` makes for `classifier.kind: cascade` (rules, then the local head; no
+  LLM layer), on the shipped head, through its async `classify()`.
+- semantic-router (installed in bench/.venv; its package directory is appended to this process's path, so it runs
+  on this interpreter's numpy and pydantic): an `IndexedRouter` whose `DenseEncoder` wraps the very encoder object
+  of Triage's local layer. Its routes hold 70% of the train split as utterances; its own `fit()` (Platt calibration)
+  runs on the other 30%, so it is not calibrated on utterances it has indexed. Called through its async `acall()`.
+- The same policy for both: a calibrated confidence below Triage's `classifier.threshold` (or no route) goes to the
+  strongest model. Under-routing: the share of non-simple test items that end up on the simple route. Macro-F1:
+  of the top category, before the threshold.
+- Decision latency: each test item is classified by both, in alternating order, one at a time on one event loop.
+
+Nothing here runs when the file itself is executed (`make bench` runs bench/*.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import random
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from _load import ROOT, percentile
+
+__all__ = ["macro_f1", "routing_report"]
+
+SIMPLE = "simple"
+CATEGORIES = ("simple", "reasoning", "tool_use")
+_ENCODER_ATTRIBUTES = ("encoder", "_encoder", "embedder", "_embedder", "featurizer", "_featurizer", "features",
+                       "_features")
+
+
+def macro_f1(truth: Sequence[str], predicted: Sequence[str | None], labels: Sequence[str] = CATEGORIES) -> float:
+    scores = []
+    for label in labels:
+        tp = sum(t == label and p == label for t, p in zip(truth, predicted, strict=True))
+        fp = sum(t != label and p == label for t, p in zip(truth, predicted, strict=True))
+        fn = sum(t == label and p != label for t, p in zip(truth, predicted, strict=True))
+        scores.append(2 * tp / (2 * tp + fp + fn) if tp else 0.0)
+    return sum(scores) / len(scores)
+
+
+def under_routing(truth: Sequence[str], routed: Sequence[str | None]) -> float:
+    """Share of the items that are not `simple` whose final route is `simple`."""
+    hard = [r for t, r in zip(truth, routed, strict=True) if t != SIMPLE]
+    return sum(r == SIMPLE for r in hard) / len(hard) if hard else float("nan")
+
+
+def _split(data: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    rows = [json.loads(line) for line in data.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [r for r in rows if r["split"] == "train"], [r for r in rows if r["split"] == "test"]
+
+
+def _find_encoder(classifier: Any) -> Any:
+    """The encoder object inside Triage's classifier (the cascade's local layer), whatever it is called."""
+    seen: set[int] = set()
+    todo = [classifier]
+    while todo:
+        obj = todo.pop(0)
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        for name in _ENCODER_ATTRIBUTES:
+            candidate = getattr(obj, name, None)
+            if candidate is not None and any(hasattr(candidate, m) for m in ("encode", "embed", "__call__")):
+                return candidate
+        todo += [v for k, v in vars(obj).items() if not k.startswith("__") and hasattr(v, "__dict__")] if hasattr(
+            obj, "__dict__") else []
+        for slot in getattr(type(obj), "__slots__", ()):
+            value = getattr(obj, slot, None)
+            if value is not None and hasattr(value, "__dict__"):
+                todo.append(value)
+    raise LookupError("no encoder found inside Triage's local classifier")
+
+
+def _encode_fn(encoder: Any) -> Any:
+    import numpy as np
+
+    method = next(getattr(encoder, m) for m in ("encode", "embed", "__call__") if hasattr(encoder, m))
+
+    def encode(texts: list[str]) -> list[list[float]]:
+        return np.asarray(method(texts), dtype=np.float32).tolist()
+
+    return encode
+
+
+def _semantic_router(peers_site: Path) -> Any:
+    if str(peers_site) not in sys.path:
+        sys.path.append(str(peers_site))  # appended: this interpreter's own packages win
+    import semantic_router
+
+    return semantic_router
+
+
+async def _evaluate(train: list[dict[str, Any]], test: list[dict[str, Any]], peers_site: Path) -> dict[str, Any]:
+    sys.path.insert(0, str(ROOT / "tests"))
+    try:
+        from harness import gateway_config
+    finally:
+        sys.path.remove(str(ROOT / "tests"))
+    from triage._cascade import build_classifier
+    from triage._classifier import ClassifyInput
+    from triage._policy import plan_route
+
+    config = gateway_config("http://127.0.0.1:9", classifier={"kind": "cascade"})
+    threshold = config.classifier.threshold
+    started = time.perf_counter()
+    triage = build_classifier(config, {})
+    triage_load_s = time.perf_counter() - started
+    encode = _encode_fn(_find_encoder(triage))
+
+    sr = _semantic_router(peers_site)
+    from semantic_router.encoders import DenseEncoder
+
+    class TriageEncoder(DenseEncoder):
+        """Triage's own encoder, as semantic-router's DenseEncoder (sync and async: the call does not block)."""
+
+        name: str = "triage-local-encoder"
+
+        def __call__(self, docs: list[Any]) -> list[list[float]]:
+            return encode([str(d) for d in docs])
+
+        async def acall(self, docs: list[Any]) -> list[list[float]]:
+            return self(docs)
+
+    rng = random.Random(0)
+    shuffled = train[:]
+    rng.shuffle(shuffled)
+    cut = int(len(shuffled) * 0.7)
+    indexed, held = shuffled[:cut], shuffled[cut:]
+    routes = [sr.Route(name=c, utterances=[r["text"] for r in indexed if r["label"] == c]) for c in CATEGORIES]
+    started = time.perf_counter()
+    router = sr.IndexedRouter(encoder=TriageEncoder(), routes=routes, confidence_threshold=threshold)
+    report = await router.afit([r["text"] for r in held], [r["label"] for r in held])
+    sr_fit_s = time.perf_counter() - started
+
+    async def triage_decide(text: str) -> tuple[str, str | None, float]:
+        t0 = time.perf_counter()
+        decision = await triage.classify(ClassifyInput.from_messages([{"role": "user", "content": text}]))
+        ms = (time.perf_counter() - t0) * 1000
+        plan = plan_route(decision, config)
+        routed = decision.category if plan.reason != "low_confidence" else None  # None: the strongest model
+        return decision.category, routed, ms
+
+    async def sr_decide(text: str) -> tuple[str | None, str | None, float]:
+        t0 = time.perf_counter()
+        choice = await router.acall(text, limit=1, threshold=0.0)  # the top route, whatever its confidence
+        ms = (time.perf_counter() - t0) * 1000
+        top = getattr(choice, "name", None)
+        confidence = getattr(choice, "confidence", None)
+        routed = top if top is not None and confidence is not None and confidence >= threshold else None
+        return top, routed, ms
+
+    for item in test[:20]:  # warm both (first-call costs, caches)
+        await triage_decide(item["text"])
+        await sr_decide(item["text"])
+    results: dict[str, dict[str, list[Any]]] = {n: {"top": [], "routed": [], "ms": []} for n in ("triage", "sr")}
+    for i, item in enumerate(test):
+        order = [("triage", triage_decide), ("sr", sr_decide)]
+        for name, decide in order if i % 2 == 0 else reversed(order):
+            top, routed, ms = await decide(item["text"])
+            results[name]["top"].append(top)
+            results[name]["routed"].append(routed)
+            results[name]["ms"].append(ms)
+    truth = [r["label"] for r in test]
+    out: dict[str, Any] = {"test_items": len(test), "threshold": threshold}
+    for name, r in results.items():
+        out["triage" if name == "triage" else "semantic_router"] = {
+            "macro_f1": round(macro_f1(truth, r["top"]), 4),
+            "under_routing": round(under_routing(truth, r["routed"]), 4),
+            "to_strongest": round(sum(x is None for x in r["routed"]) / len(test), 4),
+            "latency_p50_ms": round(percentile(r["ms"], 50), 4),
+            "latency_p99_ms": round(percentile(r["ms"], 99), 4),
+        }
+    out["triage"]["classifier"] = f"{config.classifier.kind} ({type(triage).__name__}), built in {triage_load_s:.1f}s"
+    out["semantic_router"]["setup"] = (
+        f"IndexedRouter, {len(indexed)} utterances, fit() on {len(held)} (accuracy {report.accuracy:.3f}), "
+        f"built and fitted in {sr_fit_s:.1f}s"
+    )
+    return out
+
+
+def routing_report(data: Path, peers_python: Path, *, quick: bool, deadline: float) -> dict[str, Any]:
+    if importlib.util.find_spec("triage._local") is None:
+        print("\nrouting decisions: skipped, Triage's local classifier (triage._local) is not there yet")
+        return {"skipped": "triage._local is not there yet"}
+    if not data.exists():
+        print(f"\nrouting decisions: skipped, no {data}")
+        return {"skipped": f"no {data}"}
+    peers_site = next((peers_python.parent.parent / "lib").glob("python3*/site-packages"))
+    train, test = _split(data)
+    if quick:
+        rng = random.Random(1)
+        train, test = rng.sample(train, min(600, len(train))), rng.sample(test, min(150, len(test)))
+    out = asyncio.run(_evaluate(train, test, peers_site))
+    t, s = out["triage"], out["semantic_router"]
+    print(f"\nrouting decisions on {out['test_items']} test items (threshold {out['threshold']}):")
+    print(f"{'':16} {'macro-F1':>9} {'under-routing':>14} {'to strongest':>13} {'p50 ms':>9} {'p99 ms':>9}")
+    for name, r in (("triage", t), ("semantic-router", s)):
+        print(f"{name:16} {r['macro_f1']:9.4f} {r['under_routing']:14.4f} {r['to_strongest']:13.4f} "
+              f"{r['latency_p50_ms']:9.3f} {r['latency_p99_ms']:9.3f}")
+    print(f"  triage: {t['classifier']}\n  semantic-router: {s['setup']}")
+    out["ratios"] = {
+        "macro_f1": round(t["macro_f1"] / s["macro_f1"], 3) if s["macro_f1"] else None,
+        "under_routing": round(t["under_routing"] / s["under_routing"], 3) if s["under_routing"] else None,
+        "latency_p50": round(t["latency_p50_ms"] / s["latency_p50_ms"], 3) if s["latency_p50_ms"] else None,
+        "latency_p99": round(t["latency_p99_ms"] / s["latency_p99_ms"], 3) if s["latency_p99_ms"] else None,
+    }
+    return out
