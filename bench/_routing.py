@@ -34,8 +34,7 @@ __all__ = ["macro_f1", "routing_report"]
 
 SIMPLE = "simple"
 CATEGORIES = ("simple", "reasoning", "tool_use")
-_ENCODER_ATTRIBUTES = ("encoder", "_encoder", "embedder", "_embedder", "featurizer", "_featurizer", "features",
-                       "_features")
+_ENCODER_ATTRIBUTES = ("encoder", "_encoder", "embedder", "_embedder")
 
 
 def macro_f1(truth: Sequence[str], predicted: Sequence[str | None], labels: Sequence[str] = CATEGORIES) -> float:
@@ -60,31 +59,38 @@ def _split(data: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
 
 
 def _find_encoder(classifier: Any) -> Any:
-    """The encoder object inside Triage's classifier (the cascade's local layer), whatever it is called."""
+    """The encoder object inside Triage's classifier (the cascade's local layer): the `triage._features.Encoder`
+    instance it holds, else anything held under an encoder-like name with an `embed`/`encode` method."""
+    try:
+        from triage._features import Encoder
+    except ImportError:
+        Encoder = None
     seen: set[int] = set()
     todo = [classifier]
+    named = None
     while todo:
         obj = todo.pop(0)
-        if id(obj) in seen:
+        if id(obj) in seen or isinstance(obj, (str, bytes, int, float, type)):
             continue
         seen.add(id(obj))
+        if Encoder is not None and isinstance(obj, Encoder):
+            return obj
         for name in _ENCODER_ATTRIBUTES:
             candidate = getattr(obj, name, None)
-            if candidate is not None and any(hasattr(candidate, m) for m in ("encode", "embed", "__call__")):
-                return candidate
-        todo += [v for k, v in vars(obj).items() if not k.startswith("__") and hasattr(v, "__dict__")] if hasattr(
-            obj, "__dict__") else []
-        for slot in getattr(type(obj), "__slots__", ()):
-            value = getattr(obj, slot, None)
-            if value is not None and hasattr(value, "__dict__"):
-                todo.append(value)
+            if named is None and candidate is not None and any(hasattr(candidate, m) for m in ("embed", "encode")):
+                named = candidate
+        fields = list(vars(obj).values()) if hasattr(obj, "__dict__") else []
+        fields += [getattr(obj, s, None) for s in getattr(type(obj), "__slots__", ())]
+        todo += [f for f in fields if f is not None and (hasattr(f, "__dict__") or hasattr(type(f), "__slots__"))]
+    if named is not None:
+        return named
     raise LookupError("no encoder found inside Triage's local classifier")
 
 
 def _encode_fn(encoder: Any) -> Any:
     import numpy as np
 
-    method = next(getattr(encoder, m) for m in ("encode", "embed", "__call__") if hasattr(encoder, m))
+    method = next(getattr(encoder, m) for m in ("embed", "encode") if hasattr(encoder, m))
 
     def encode(texts: list[str]) -> list[list[float]]:
         return np.asarray(method(texts), dtype=np.float32).tolist()
