@@ -7,7 +7,9 @@ and reset before each test by the `sim` fixture.
 from __future__ import annotations
 
 import contextlib
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -39,6 +41,8 @@ def gateway_config(sim_url: str, **overrides: Any) -> TriageConfig:
         },
         "strongest": "strong",
         "server": {"cooldown_after_failures": 2, "cooldown_seconds": 30, "max_retry_after": 1},
+        # A fresh SQLite file per config: tests never share decision records (or litter the working tree).
+        "store": {"path": str(Path(tempfile.mkdtemp(prefix="triage-test-")) / "triage.db")},
     }
     for key, value in overrides.items():
         if isinstance(value, dict) and isinstance(data.get(key), dict):

@@ -9,7 +9,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 from sse_starlette import EventSourceResponse
@@ -29,6 +29,7 @@ from ._auth import Caller
 from ._classifier import Classifier
 from ._config import TriageConfig, load_config
 from ._exceptions import TriageError, UpstreamError
+from ._feedback import learning_routes
 from ._gateway import Gateway, Routed, StreamTally
 from ._http import (
     ClientGone,
@@ -41,6 +42,8 @@ from ._http import (
 from ._limits import Lease
 from ._openai_stream import openai_chunks
 from ._schemas import ChatCompletionRequest, TriageChatRequest, parse_body
+from ._sqlite_store import SQLiteStore
+from ._store import Store
 from ._structured import IncrementalJSONParser
 from ._structured_schema import SchemaValidator
 from ._ui_stream import ui_events
@@ -217,11 +220,18 @@ def static_dir() -> Path | None:
 
 
 def create_app(
-    config: TriageConfig | None = None, *, classifier: Classifier | None = None, ui: bool = True
+    config: TriageConfig | None = None,
+    *,
+    classifier: Classifier | None = None,
+    ui: bool = True,
+    store: Store | Literal["config"] | None = "config",
 ) -> Starlette:
-    """The Triage ASGI app. Without `config`, the shipped demo configuration; `ui` serves the demo at `/`."""
+    """The Triage ASGI app. Without `config`, the shipped demo configuration; `ui` serves the demo at `/`;
+    `store` records decisions (default: SQLite at `store.path`; None: keep no records)."""
     config = config or load_config()
-    gateway = Gateway(config, classifier=classifier)
+    if store == "config":
+        store = SQLiteStore(config.store)
+    gateway = Gateway(config, classifier=classifier, store=store)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -237,6 +247,7 @@ def create_app(
         Route("/v1/models", list_models, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
+        *learning_routes(),
     ]
     ui_files = static_dir() if ui else None
     if ui_files is not None:

@@ -20,6 +20,7 @@ from ._auth import KeyRing
 from ._classifier import Classifier, ClassifyInput, Decision, LayerTiming, RulesClassifier, message_text
 from ._config import TriageConfig
 from ._exceptions import NotFound
+from ._heads import HeadReloader
 from ._http import ClientGone
 from ._limits import RateLimiter, StreamSlots
 from ._metrics import Metrics
@@ -130,6 +131,8 @@ class Gateway:
         # Without one given, the configured classifier is built at start: its LLM layer shares the pooled clients.
         self._own_classifier = classifier is None
         self.store = store
+        # Set by the app when the classifier has a head that retraining can replace (see _heads.HeadReloader).
+        self.heads: HeadReloader | None = None
         self._started = False
         self._start_lock = asyncio.Lock()
 
@@ -144,11 +147,15 @@ class Gateway:
                     self.classifier = await asyncio.to_thread(build_classifier, self.config, self.upstreams.clients)
                 if self.store is not None:
                     await self.store.start()
+                if self.heads is not None:
+                    await self.heads.start()
                 self._started = True
 
     async def stop(self) -> None:
         async with self._start_lock:
             if self._started:
+                if self.heads is not None:
+                    await self.heads.stop()
                 await self.upstreams.aclose()
                 if self.store is not None:
                     await self.store.stop()  # flushes every queued record
