@@ -106,7 +106,8 @@ def _semantic_router(peers_site: Path) -> Any:
     return semantic_router
 
 
-async def _evaluate(train: list[dict[str, Any]], test: list[dict[str, Any]], peers_site: Path) -> dict[str, Any]:
+async def _evaluate(train: list[dict[str, Any]], test: list[dict[str, Any]], peers_site: Path, *,
+                    fit_head: bool) -> dict[str, Any]:
     sys.path.insert(0, str(ROOT / "tests"))
     try:
         from harness import gateway_config
@@ -114,12 +115,22 @@ async def _evaluate(train: list[dict[str, Any]], test: list[dict[str, Any]], pee
         sys.path.remove(str(ROOT / "tests"))
     from triage._cascade import build_classifier
     from triage._classifier import ClassifyInput
+    from triage._local import LocalClassifier, default_head_path, train_head
     from triage._policy import plan_route
 
     config = gateway_config("http://127.0.0.1:9", classifier={"kind": "cascade"})
     threshold = config.classifier.threshold
     started = time.perf_counter()
-    triage = build_classifier(config, {})
+    if default_head_path().exists() and not fit_head:
+        local = LocalClassifier.from_config(config)
+        head_note = "the shipped head"
+    else:
+        # No head ships yet (or asked to): fit one on the same train split semantic-router gets, with Triage's own
+        # trainer (k-fold temperature calibration included).
+        local = LocalClassifier(train_head([r["text"] for r in train], [r["label"] for r in train],
+                                           categories=config.categories))
+        head_note = f"a head fitted here on {len(train)} train items"
+    triage = build_classifier(config, {}, local=local)
     triage_load_s = time.perf_counter() - started
     encode = _encode_fn(_find_encoder(triage))
 
@@ -186,7 +197,10 @@ async def _evaluate(train: list[dict[str, Any]], test: list[dict[str, Any]], pee
             "latency_p50_ms": round(percentile(r["ms"], 50), 4),
             "latency_p99_ms": round(percentile(r["ms"], 99), 4),
         }
-    out["triage"]["classifier"] = f"{config.classifier.kind} ({type(triage).__name__}), built in {triage_load_s:.1f}s"
+    out["triage"]["classifier"] = (
+        f"{config.classifier.kind} ({type(triage).__name__}: rules, then the local layer on {head_note}), "
+        f"built in {triage_load_s:.1f}s"
+    )
     out["semantic_router"]["setup"] = (
         f"IndexedRouter, {len(indexed)} utterances, fit() on {len(held)} (accuracy {report.accuracy:.3f}), "
         f"built and fitted in {sr_fit_s:.1f}s"
@@ -194,7 +208,8 @@ async def _evaluate(train: list[dict[str, Any]], test: list[dict[str, Any]], pee
     return out
 
 
-def routing_report(data: Path, peers_python: Path, *, quick: bool, deadline: float) -> dict[str, Any]:
+def routing_report(data: Path, peers_python: Path, *, quick: bool, deadline: float,
+                   fit_head: bool = False) -> dict[str, Any]:
     if importlib.util.find_spec("triage._local") is None:
         print("\nrouting decisions: skipped, Triage's local classifier (triage._local) is not there yet")
         return {"skipped": "triage._local is not there yet"}
@@ -206,7 +221,7 @@ def routing_report(data: Path, peers_python: Path, *, quick: bool, deadline: flo
     if quick:
         rng = random.Random(1)
         train, test = rng.sample(train, min(600, len(train))), rng.sample(test, min(150, len(test)))
-    out = asyncio.run(_evaluate(train, test, peers_site))
+    out = asyncio.run(_evaluate(train, test, peers_site, fit_head=fit_head))
     t, s = out["triage"], out["semantic_router"]
     print(f"\nrouting decisions on {out['test_items']} test items (threshold {out['threshold']}):")
     print(f"{'':16} {'macro-F1':>9} {'under-routing':>14} {'to strongest':>13} {'p50 ms':>9} {'p99 ms':>9}")

@@ -74,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-load", action="store_true")
     parser.add_argument("--skip-routing", action="store_true")
     parser.add_argument("--quick", action="store_true", help="fewer rounds and requests, a routing sample")
+    parser.add_argument("--fit-head", action="store_true",
+                        help="fit Triage's head on the train split here even if a shipped head exists")
     args = parser.parse_args(argv)
 
     started = time.monotonic()
@@ -231,7 +233,7 @@ def load_figures(results: dict[int, list[Arm]]) -> dict[str, Any]:
 def run_routing(args: argparse.Namespace, deadline: float) -> dict[str, Any]:
     from _routing import routing_report
 
-    return routing_report(DATA, PEERS_PYTHON, quick=args.quick, deadline=deadline)
+    return routing_report(DATA, PEERS_PYTHON, quick=args.quick, deadline=deadline, fit_head=args.fit_head)
 
 
 def goals(out: dict[str, Any]) -> dict[str, bool | None]:
