@@ -41,6 +41,7 @@ from ._http import (
 )
 from ._limits import Lease
 from ._openai_stream import openai_chunks
+from ._openapi import openapi
 from ._schemas import ChatCompletionRequest, TriageChatRequest, parse_body
 from ._sqlite_store import SQLiteStore
 from ._store import Store
@@ -247,6 +248,7 @@ def create_app(
         Route("/v1/models", list_models, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
         *learning_routes(),
     ]
     ui_files = static_dir() if ui else None
