@@ -1,0 +1,222 @@
+"""Cheap lexical signals for the local classifier: what a bag of words misses about the *shape* of a request.
+
+A static word encoder sees "play", "now" and "my" as words among others. These features name what generalises
+across domains: an action verb in command position (after any "could you please"), a question in FAQ form, the
+user's own data ("my calendar"), live time ("right now", "tonight"), clock times and dates, how many numbers there
+are, math notation, code, requests for derivation, the identifiers and parameters of API-style requests.
+
+Word and phrase lists are matched as sets of 1-3-grams (one pass, no regex per list); the rest are small regexes.
+All of it costs ~30 µs for a typical request. Every feature is a float in [0, ~2]; the head learns their weights.
+The list is part of a head's spec: bump `LEXICAL_VERSION` when it changes, and heads trained on another refuse to
+load (see `_features.FeatureSpec.check`).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from itertools import pairwise
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["LEXICAL_NAMES", "LEXICAL_VERSION", "lexical_features", "lexical_matrix", "strip_politeness"]
+
+LEXICAL_VERSION = 1
+
+_I = re.IGNORECASE
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+# Greetings and framing before the verb that carries the request: "hey, could you please ..." -> "...".
+_POLITE = re.compile(
+    r"^(?:(?:hey|hi|hello|ok|okay|so|um|please|pls|kindly|yo|alexa|siri|assistant)\b[\s,!.]*)*"
+    r"(?:(?:can|could|would|will|wo)(?:n't)? (?:you|u|ya)(?: please| kindly| just| also)? "
+    r"|i (?:want|need|would like|'d like|wanna|d like|'m looking|am looking) (?:you )?(?:to |for )?"
+    r"|i want |i need |let's |lets |help me |go ahead and |try to |please |just |quickly )*",
+    _I,
+)
+
+# Verbs that, in command position, ask the assistant to act rather than to answer.
+_ACTIONS = _words(
+    "play put turn switch set book reserve order call text send email message remind add remove delete cancel "
+    "schedule open close lock unlock start stop pause resume skip find search look show get check track buy pay "
+    "transfer rate give make navigate dim brighten mute unmute increase decrease raise lower wake shuffle repeat "
+    "cast share save download upload post tweet reply forward archive mark update change move invite accept "
+    "decline join run deploy restart fetch retrieve list query create clear dial read rent reschedule confirm "
+    "activate deactivate enable disable install uninstall sync record stream queue reorder renew redeem request "
+    "arrange print scan ping notify refund erase empty"
+)
+_QUESTION_WORDS = _words("what who whom whose when where which why how whats what's is are was were do does did am")
+
+# Phrase lists, matched on lower-cased words.
+_PHRASES: dict[str, str] = {
+    "first_person": "my | mine | me | i'm | i've",
+    "live": "now | today | tonight | tomorrow | currently | current | latest | live | real time | realtime | "
+    "this morning | this afternoon | this evening | this week | this weekend | this month | next week | next month | "
+    "next weekend | upcoming | at the moment | yesterday | recent | recently | trending | breaking",
+    "arithmetic": "how many | how much | in total | total | each | per | average | left | remaining | more than | "
+    "less than | fewer | times as | twice | half | third | thirds | quarter | quarters | ratio | fraction | altogether",
+    "math_words": "solve | prove | derive | integral | integrate | derivative | equation | theorem | probability | "
+    "modulo | factorial | prime | matrix | vector | polynomial | logarithm | sqrt | limit | series | sequence | "
+    "inequality | lemma",
+    "code_words": "def | class | import | return | function | functions | method | methods | array | arrays | list | "
+    "lists | tuple | tuples | string | strings | dict | dictionary | integer | integers | regex | recursion | "
+    "recursive | algorithm | complexity | compile | exception | bug | debug | linked list | binary tree | sql | "
+    "script | program | python | javascript | typescript | java | rust | golang | kotlin | haskell | html | css | "
+    "json | loop | variable | boolean",
+    "derive": "step by step | show that | show your | show how | explain why | justify | derive | analyze | analyse | "
+    "compare | evaluate | estimate | plan | design | optimize | optimise | tradeoff | tradeoffs | trade offs | "
+    "pros and cons | reason through | work out | figure out | calculate | compute | determine",
+    "nearby": "near me | nearby | around here | close to me | in my area | in town | closest | nearest",
+    "framing": "i need | i'd like | i would like | i want | help me | for me | please | i'm looking for | "
+    "i am looking for | can you | could you | would you | will you",
+    "contact": "phone number | contact details | contact info | contact | contacts | address of | email of | "
+    "number of | birthday of",
+    "money_words": "dollars | cents | euros | pounds | percent | price | cost | costs",
+    "weekday": "monday | tuesday | wednesday | thursday | friday | saturday | sunday | weekend",
+    "affirmation": "yes | yeah | yep | yup | no | nope | ok | okay | sure | thanks | thank you | thx | cool | great | "
+    "nice | good | perfect | correct | right | exactly | fine | awesome",
+}
+_MONTHS = _words(
+    "jan feb mar apr may jun jul aug sep sept oct nov dec january february march april june july august september "
+    "october november december"
+)
+
+_PATTERNS: dict[str, re.Pattern[str]] = {
+    # Support/FAQ phrasing: asking how something works or why something happened, even about "my" account.
+    "faq": re.compile(
+        r"^(how (do|can|should|long|much does|does|often) (i|we|you|it)|why (did|does|is|was|were|has|hasn't|can't|"
+        r"won't|didn't|isn't|am|do|are|would)|can i|do you|is it|is there|are there|what happens|what should i|"
+        r"what do i|what are the|where can i|am i able|will (my|i|the)|i (can't|cannot|couldn't|don't|didn't|haven't|"
+        r"was|got|think|received|made|lost|forgot|see))\b"
+    ),
+    # The user's own data, which only a tool can read.
+    "my_data": re.compile(
+        r"\bmy (calendar|schedule|meetings?|alarms?|reminders?|e-?mails?|inbox|messages?|texts?|contacts?|"
+        r"playlists?|photos?|pictures?|files?|documents?|notes?|lists?|orders?|packages?|deliver(y|ies)|balance|"
+        r"accounts?|transactions?|steps|heart|sleep|location|car|flight|booking|reservation|subscription|bills?|"
+        r"stocks?|portfolio|tasks?|to-?do|library|music|feed|notifications?|voicemails?)\b"
+    ),
+    "clock": re.compile(r"\d\s*(am|pm|a\.m|p\.m)\b|\d:\d\d|o'clock|\bnoon\b|\bmidnight\b"),
+    "date_numeric": re.compile(r"\d{4}-\d\d-\d\d|\d/\d{1,2}/\d"),
+    "money": re.compile(r"[$€£¥]\s?\d|\d\s?%"),
+    "math_notation": re.compile(r"\d\s*[-+*/^=<>]\s*\d|[a-z]\s*\^\s*\d|[∑∫√≤≥≠π]|\\frac|\$[^$]+\$"),
+    "code_block": re.compile(r"```|\(\)|[{};]|^\s*(def|class|import|for|if|return) ", re.M),
+    # Case matters here: snake_case and camelCase names are source code.
+    "code_names": re.compile(r"[a-z]_[a-z]|\b[a-z]+[A-Z][a-z]"),
+    "write_code": re.compile(
+        r"\b(write|implement|create|code|build|develop|define|complete)\b[^.?!\n]{0,50}\b(function|program|script|"
+        r"class|method|algorithm|query|code|regex|component|module|test)s?\b"
+    ),
+    "parameters": re.compile(
+        r"in (celsius|fahrenheit|metric|imperial)|with (the )?(id|name|parameters?)\b|\bid\s*[=:]"
+    ),
+    "quoted": re.compile(r"'[^']{2,40}'|\"[^\"]{2,40}\""),
+    "ends_question": re.compile(r"\?\s*$"),
+    # Identifiers, paths, addresses, emails, URLs: the arguments of an API call. Case matters (acronyms).
+    "identifier": re.compile(r"[A-Za-z]-?\d|@\w|://|\w:[/\\]|(?:^|\s)[./~]\w|\d\.\d+\.\d|[A-Z]{2}"),
+    # The question a word problem ends on.
+    "quantity_question": re.compile(
+        r"\b(how (many|much|long|far|old|fast)|what (is|was|will be) the (total|sum|difference|average|percentage|"
+        r"ratio|value|area|cost|price|number))\b[^.!?]*\?\s*$"
+    ),
+    # A narrative about third parties, as word problems open. Case matters (a name).
+    "narrative": re.compile(
+        r"^(?:[A-Z][a-z]+ (?:has|had|is|was|buys|bought|wants|sells|sold|makes|made|runs|reads|earns|spends|gets|"
+        r"got|needs|went|goes|and [A-Z][a-z]+)|(?:A|An|The|There|Each|If|In|At)\b)"
+    ),
+    "possessive_contact": re.compile(r"\b[a-z]+'s (phone|number|cell|mobile|address|e-?mail|birthday)\b"),
+    "this_media": re.compile(
+        r"\b(this|that|the current|current) (song|track|tune|album|artist|playlist|book|novel|movie|film|podcast|"
+        r"episode|station|video|game)\b"
+    ),
+    "order_status": re.compile(r"\bmy\b[^.?!]{0,30}\b(be delivered|arrive|ship|shipped|out for delivery|on its way)\b"),
+    "verb_me": re.compile(r"^\w+ (me|us)\b"),
+}
+# Patterns that match the original text (case kept); the others see it lower-cased; `faq` and `verb_me` see the
+# body after politeness is stripped.
+_CASED = _words("identifier narrative code_names code_block quoted ends_question")
+_ON_BODY = frozenset({"faq", "verb_me"})
+
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+_NUMBER_WORDS = _words(
+    "one two three four five six seven eight nine ten eleven twelve twenty thirty forty fifty hundred thousand "
+    "dozen half double triple"
+)
+_SENTENCE_END = re.compile(r"[.!?]+(?:\s|$)")
+_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+
+
+def _phrase_table() -> dict[tuple[str, ...], list[int]]:
+    table: dict[tuple[str, ...], list[int]] = {}
+    for i, phrases in enumerate(_PHRASES.values()):
+        for phrase in phrases.split("|"):
+            table.setdefault(tuple(phrase.split()), []).append(i)
+    return table
+
+
+_TABLE = _phrase_table()
+_AFFIRMATION = list(_PHRASES).index("affirmation")
+_EXTRA = (
+    "action_first",
+    "question_first",
+    "affirmation_first",
+    "date",
+    "numbers",
+    "many_numbers",
+    "sentences",
+    "length",
+    "very_short",
+)
+LEXICAL_NAMES: tuple[str, ...] = (*_PHRASES, *_PATTERNS, *_EXTRA)
+
+
+def strip_politeness(text: str) -> str:
+    """The request without greetings and "could you please"-style framing, lower-cased."""
+    return _POLITE.sub("", text.strip().lower())
+
+
+def lexical_features(text: str) -> list[float]:
+    """The features of one text, in `LEXICAL_NAMES` order."""
+    text = text.strip()
+    lower = text.lower()
+    body = _POLITE.sub("", lower)
+    words = _WORD.findall(lower)
+    phrases = [0.0] * len(_PHRASES)
+    grams: set[tuple[str, ...]] = {(w,) for w in words}
+    grams.update(pairwise(words))
+    grams.update(zip(words, words[1:], words[2:], strict=False))
+    for gram in grams & _TABLE.keys():
+        for i in _TABLE[gram]:
+            phrases[i] = 1.0
+    patterns = [
+        1.0 if p.search(text if name in _CASED else body if name in _ON_BODY else lower) else 0.0
+        for name, p in _PATTERNS.items()
+    ]
+    first = _WORD.match(body)
+    first_word = first.group(0) if first else ""
+    numbers = len(_NUMBER.findall(text)) + len(_NUMBER_WORDS.intersection(words))
+    dated = any(w in _MONTHS and n[:1].isdigit() for w, n in pairwise(words))
+    n_words = len(words)
+    return [
+        *phrases,
+        *patterns,
+        1.0 if first_word in _ACTIONS else 0.0,
+        1.0 if first_word in _QUESTION_WORDS else 0.0,
+        1.0 if (first_word,) in _TABLE and _AFFIRMATION in _TABLE[(first_word,)] else 0.0,
+        1.0 if dated else 0.0,
+        math.log1p(numbers) / 2,
+        1.0 if numbers >= 3 else 0.0,
+        min(len(_SENTENCE_END.findall(text)), 6) / 3,
+        math.log1p(n_words) / 3,
+        1.0 if n_words <= 3 else 0.0,
+    ]
+
+
+def lexical_matrix(texts: Sequence[str]) -> npt.NDArray[np.float32]:
+    return np.array([lexical_features(t) for t in texts], dtype=np.float32).reshape(len(texts), len(LEXICAL_NAMES))

@@ -1,0 +1,143 @@
+"""The `local` classifier: static-embedding encoder + lexical signals + hashed n-grams, a linear softmax head, and a
+calibrated confidence (see `_features` and `_head`).
+
+    LocalClassifier.load()                 # the shipped default head (triage/data/head.npz)
+    LocalClassifier.load("heads/v0003/head.npz", categories=config.categories)
+    LocalClassifier.from_config(config)    # classifier.head, or the default
+
+A request's prior user turns steer a vague follow-up ("and in Python?") without overruling a clear new request:
+the last turn's logits plus a fraction of each prior turn's (bias excluded), decaying with distance, so a confident
+last turn keeps its own route while an ambiguous one inherits its topic's.
+
+Work per text is bounded (`_features.clip_text`), ~0.1-0.3 ms, so `classify` runs inline on the event loop;
+only a request whose turns add up to more than `_INLINE_CHARS` goes to a thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+
+from ._classifier import ClassifyInput, Decision, LayerTiming
+from ._exceptions import ConfigError
+from ._features import Encoder, Featurizer, clip_text
+from ._head import Head, train_head
+from ._lexical import lexical_features
+
+if TYPE_CHECKING:
+    from ._config import TriageConfig
+
+__all__ = ["CONTEXT_DECAY", "CONTEXT_WEIGHT", "Head", "LocalClassifier", "default_head_path", "train_head"]
+
+# Weight of the most recent prior turn's evidence relative to the last turn's, and the factor per older turn.
+CONTEXT_WEIGHT = 0.6
+CONTEXT_DECAY = 0.5
+# Beyond this many characters over all turns, classification may take over a millisecond: run it in a thread.
+_INLINE_CHARS = 6000
+
+
+def default_head_path() -> Path:
+    return Path(str(resources.files("triage") / "data" / "head.npz"))
+
+
+class LocalClassifier:
+    name = "local"
+
+    def __init__(
+        self,
+        head: Head,
+        encoder: Encoder | None = None,
+        *,
+        context_weight: float = CONTEXT_WEIGHT,
+        context_decay: float = CONTEXT_DECAY,
+    ) -> None:
+        self.head = head
+        # `encoder` by that name: benchmarks look the encoder up on the classifier to compare routers on it.
+        self.encoder = encoder or Encoder.load()
+        self.featurizer = Featurizer(self.encoder, head.spec)
+        self.context_weight = context_weight
+        self.context_decay = context_decay
+        self._lexical_scale = np.float32(head.spec.lexical_weight)
+        self._dense_scale = np.float32(head.spec.dense_weight)
+        self._sparse_scale = float(head.spec.sparse_weight)
+
+    @classmethod
+    def load(
+        cls, path: str | Path | None = None, *, categories: Sequence[str] | None = None, encoder: Encoder | None = None
+    ) -> LocalClassifier:
+        """The head at `path` (None: the shipped default). `categories`, if given, must be the head's (any order)."""
+        file = Path(path) if path is not None else default_head_path()
+        if not file.exists():
+            raise ConfigError(f"classifier.head: no head at {str(file)!r} (train one: triage train --help)")
+        head = Head.load(file)
+        if categories is not None and set(categories) != set(head.categories):
+            raise ConfigError(
+                f"classifier.head: the head decides between {sorted(head.categories)}, the routes are "
+                f"{sorted(categories)}: retrain it on the routes' categories (triage train)"
+            )
+        return cls(head, encoder)
+
+    @classmethod
+    def from_config(cls, config: TriageConfig) -> LocalClassifier:
+        return cls.load(config.classifier.head, categories=config.categories)
+
+    @property
+    def categories(self) -> Sequence[str]:
+        return self.head.categories
+
+    def logits(self, text: str) -> npt.NDArray[np.float64]:
+        """Raw logits of one text (the fast path: no batch bookkeeping)."""
+        text = clip_text(text)
+        head = self.head
+        dense = np.concatenate(
+            [
+                self.encoder.embed_one(text) * self._dense_scale,
+                np.asarray(lexical_features(text), dtype=np.float32) * self._lexical_scale,
+            ]
+        )
+        buckets = self.featurizer.hashed(text)
+        z = dense.astype(np.float64) @ head.dense_w + head.bias
+        if buckets.size:
+            z += head.sparse_w[buckets].sum(axis=0) * (self._sparse_scale / np.sqrt(buckets.size))
+        return z
+
+    def context_logits(self, request: ClassifyInput) -> npt.NDArray[np.float64]:
+        """The last turn's logits plus the prior turns' evidence (logits minus bias), most recent weighted most."""
+        z = self.logits(request.last_user)
+        weight = self.context_weight
+        for turn in reversed(request.prior_user):
+            if weight < 1e-3:
+                break
+            z = z + weight * (self.logits(turn) - self.head.bias)
+            weight *= self.context_decay
+        return z
+
+    def predict(self, request: ClassifyInput) -> Decision:
+        started = time.perf_counter()
+        probabilities = self.head.calibrated(self.context_logits(request))
+        best = int(np.argmax(probabilities))
+        ms = (time.perf_counter() - started) * 1000
+        scores = {c: float(p) for c, p in zip(self.head.categories, probabilities, strict=True)}
+        return Decision(
+            self.head.categories[best], float(probabilities[best]), scores, self.name, ms, (LayerTiming(self.name, ms),)
+        )
+
+    async def classify(self, request: ClassifyInput) -> Decision:
+        size = min(len(request.last_user), 2000) + sum(min(len(t), 2000) for t in request.prior_user)
+        if size > _INLINE_CHARS:
+            return await asyncio.to_thread(self.predict, request)
+        return self.predict(request)
+
+    def predict_labels(self, texts: Sequence[str]) -> list[str]:
+        """The category of each text, alone (no context): the batch path for evaluation and retraining."""
+        if not texts:
+            return []
+        z = self.head.logits(self.featurizer.batch(texts))
+        return [self.head.categories[i] for i in z.argmax(axis=1)]
