@@ -1,0 +1,147 @@
+"""`triage train`: fit the local classifier's head on a labeled JSONL file and/or the shipped exemplars.
+
+    triage train --data labeled.jsonl --out head.npz                  # one {"text", "label"} object a line
+    triage train --data dev.jsonl --split train --exemplars --out server/triage/data/head.npz
+    triage train --exemplars --out head.npz                           # the project's own exemplars alone
+
+Other fields of a line are ignored, but `split` filters with `--split`, and a `weight` (default 1) weighs the line.
+The head is calibrated on k-fold out-of-fold logits (`--folds`); see `_head`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ._classifier import DEFAULT_CATEGORIES
+from ._exceptions import ConfigError
+from ._head import Head, train_head
+
+__all__ = [
+    "Head",
+    "configure_train",
+    "default_exemplars_path",
+    "load_exemplars",
+    "read_jsonl",
+    "run_train",
+    "train_head",
+]
+
+# Exemplars count less than labeled traffic by default: they are broad but few per phrasing, and real data knows
+# its own conventions better. (`--exemplar-weight 1` when training on exemplars alone makes no difference.)
+DEFAULT_EXEMPLAR_WEIGHT = 0.5
+
+
+def default_exemplars_path() -> Path:
+    return Path(str(resources.files("triage") / "data" / "exemplars.yaml"))
+
+
+def load_exemplars(path: str | Path | None = None) -> list[tuple[str, str]]:
+    """(text, category) pairs of an exemplars file: `{category: {group: [text, ...]}}` or `{category: [text, ...]}`."""
+    file = Path(path) if path is not None else default_exemplars_path()
+    raw = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"exemplars {str(file)!r}: expected a mapping of category to texts")
+    pairs: list[tuple[str, str]] = []
+    for category, groups in raw.items():
+        texts = groups if isinstance(groups, list) else [t for group in (groups or {}).values() for t in group or ()]
+        pairs.extend((str(text), str(category)) for text in texts)
+    return pairs
+
+
+def read_jsonl(path: str | Path, *, split: str | None = None) -> list[dict[str, Any]]:
+    """The rows of a JSONL file that have `text` and `label` (and, with `split`, that split)."""
+    rows = []
+    with open(path, encoding="utf-8") as file:
+        for number, line in enumerate(file, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ConfigError(f"{path}:{number}: not JSON: {exc.msg}") from None
+            if not isinstance(row, dict) or "text" not in row or "label" not in row:
+                raise ConfigError(f"{path}:{number}: a line needs `text` and `label`")
+            if split is None or row.get("split", split) == split:
+                rows.append(row)
+    return rows
+
+
+def _categories(labels: Sequence[str]) -> list[str]:
+    # The shipped categories first, in their usual order; any others after, sorted.
+    present = set(labels)
+    return [c for c in DEFAULT_CATEGORIES if c in present] + sorted(present - set(DEFAULT_CATEGORIES))
+
+
+def configure_train(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", action="append", default=[], help="labeled JSONL file (repeatable)")
+    parser.add_argument("--split", help="use only lines whose `split` field is this (lines without one are kept)")
+    parser.add_argument("--exemplars", action="store_true", help="also train on the shipped exemplars")
+    parser.add_argument("--exemplars-file", help="train on this exemplars YAML instead of the shipped one")
+    parser.add_argument(
+        "--exemplar-weight",
+        type=float,
+        default=DEFAULT_EXEMPLAR_WEIGHT,
+        help=f"weight of an exemplar against a data line (default {DEFAULT_EXEMPLAR_WEIGHT})",
+    )
+    parser.add_argument("--out", required=True, help="where to write the head (.npz)")
+    parser.add_argument("--c", type=float, default=10.0, help="inverse L2 strength, as scikit-learn's C (default 10)")
+    parser.add_argument("--folds", type=int, default=5, help="folds for the calibration temperature (default 5)")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    texts: list[str] = []
+    labels: list[str] = []
+    weights: list[float] = []
+    for path in args.data:
+        rows = read_jsonl(path, split=args.split)
+        texts += [str(r["text"]) for r in rows]
+        labels += [str(r["label"]) for r in rows]
+        weights += [float(r.get("weight", 1.0)) for r in rows]
+    if args.exemplars or args.exemplars_file:
+        pairs = load_exemplars(args.exemplars_file)
+        texts += [t for t, _ in pairs]
+        labels += [c for _, c in pairs]
+        weights += [args.exemplar_weight] * len(pairs)
+    if not texts:
+        print("triage train: nothing to train on (give --data and/or --exemplars)", file=sys.stderr)
+        return 2
+    categories = _categories(labels)
+    steps = 2 + (args.folds if args.folds >= 2 else 0)
+    with tqdm(total=steps, desc="training", unit="step", disable=None, file=sys.stderr) as bar:
+
+        def progress(stage: str) -> None:
+            bar.set_postfix_str(stage)
+            bar.update(1)
+
+        head = train_head(
+            texts,
+            labels,
+            sample_weight=weights,
+            categories=categories,
+            c=args.c,
+            folds=args.folds,
+            seed=args.seed,
+            progress=progress,
+        )
+    head.meta["sources"] = [Path(p).name for p in args.data] + (["exemplars"] if args.exemplars else [])
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    head.save(out)
+    counts = ", ".join(f"{c} {n}" for c, n in head.meta["per_category"].items())
+    oof = head.meta["out_of_fold_accuracy"]
+    print(f"trained on {len(texts)} texts ({counts}) in {head.meta['seconds']} s")
+    if oof is not None:
+        print(f"out-of-fold accuracy {oof:.3f}; calibration temperature {head.temperature:.3f}")
+    print(f"wrote {out} ({out.stat().st_size / 1024:.0f} KiB)")
+    return 0
