@@ -65,8 +65,9 @@ class LoopGateway(Gateway):
         self.sqlite = SQLiteStore(config.store)
         self.store = self.sqlite
         versions = HeadVersions(heads_dir(config)) if build is not None else None
-        self.heads = HeadReloader(versions, build or (lambda path: self.classifier), self.swap_classifier,
-                                  interval=watch_interval)
+        self.reloader = HeadReloader(versions, build or (lambda path: self.classifier), self.swap_classifier,
+                                     interval=watch_interval)
+        self.heads = self.reloader
 
     def swap_classifier(self, classifier: Classifier) -> None:
         self.classifier = classifier
@@ -74,10 +75,10 @@ class LoopGateway(Gateway):
     async def start(self) -> None:
         await super().start()
         await self.sqlite.start()  # idempotent: the Gateway may have started it already
-        await self.heads.start()
+        await self.reloader.start()
 
     async def stop(self) -> None:
-        await self.heads.stop()
+        await self.reloader.stop()
         await self.sqlite.stop()
         await super().stop()
 

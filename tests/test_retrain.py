@@ -16,13 +16,17 @@ import httpx
 import pytest
 from harness import SimControl, gateway_config, sim_control, sim_server  # noqa: F401
 from test_feedback import KEYS, LoopGateway, auth, learning_app
+from test_store import make_record
 
 from triage._auth import hash_key
 from triage._background import BackgroundServer
 from triage._classifier import DEFAULT_CATEGORIES, Classifier, ClassifyInput, Decision, LayerTiming
+from triage._config import StoreConfig
+from triage._head import Head
 from triage._heads import DEFAULT_VERSION, HeadVersions, heads_dir
-from triage._retrain import retrain, run_rollback, split_corrections
-from triage._retrain_data import base_data, macro_f1
+from triage._retrain import retrain, run_retrain, run_rollback, split_corrections
+from triage._retrain_data import HEAD_FILE, base_data, macro_f1
+from triage._sqlite_store import open_store
 from triage._store import LabeledText
 
 
@@ -95,7 +99,7 @@ async def test_reload_while_streaming_fails_nothing(sim_control: SimControl, tmp
     stage(versions, "one")  # v0001 is in service before the server starts: it loads it at start
     gateway = LoopGateway(config, build=tagged_build, classifier=Tagged(DEFAULT_VERSION), watch_interval=0.02)
     with BackgroundServer(learning_app(gateway)) as server:
-        assert gateway.heads.loaded == "v0001"
+        assert gateway.reloader.loaded == "v0001"
         assert isinstance(gateway.classifier, Tagged) and gateway.classifier.version == "v0001"
         async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
             streams = [asyncio.create_task(_stream(http, i)) for i in range(24)]
@@ -200,3 +204,30 @@ def test_correction_split_is_stable() -> None:
     _, held2 = split_corrections(examples + corrections_from([("more", "simple")] * 50, "t"), 0.2)
     assert set(c.request_id for c in held) <= set(c.request_id for c in held2)
     assert macro_f1(["a", "b", "b"], ["a", "b", "a"], ["a", "b"]) == pytest.approx((2 / 3 + 2 / 3) / 2)
+
+
+async def test_retrain_command_on_the_real_head(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`triage retrain` end to end: corrections from a SQLite store, the local classifier's own trainer, the guard."""
+    pytest.importorskip("wordllama")
+    base = base_data()
+    store_path = str(tmp_path / "triage.db")
+    wrong = [(t, "simple") for t, c in zip(base.train_texts, base.train_labels, strict=True) if c == "tool_use"]
+    async with open_store(StoreConfig(path=store_path)) as store:
+        for i, (text, _) in enumerate(wrong):
+            store.submit(make_record(f"req_bad_{i}", text=text, category="tool_use"))
+        await store.flush()
+        for i, (_, category) in enumerate(wrong):
+            await store.add_correction(f"req_bad_{i}", category)
+    args = argparse.Namespace(config=None, heads=str(tmp_path / "heads"), store=store_path, weight=3.0, holdout=0.2,
+                              tolerance=0.02, force=False)
+    assert await asyncio.to_thread(run_retrain, args) == 1
+    out = capsys.readouterr()
+    assert "refused: macro-F1 on the shipped evaluation set would fall" in out.err
+    versions = HeadVersions(tmp_path / "heads")
+    assert versions.current() == DEFAULT_VERSION and versions.versions() == []
+    args.force = True
+    assert await asyncio.to_thread(run_retrain, args) == 0
+    assert "WARNING: installed despite the guard" in capsys.readouterr().err
+    assert versions.current() == "v0001"
+    head = Head.load(versions.root / "v0001" / HEAD_FILE)
+    assert head.categories == DEFAULT_CATEGORIES

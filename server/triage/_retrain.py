@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import hashlib
 import logging
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -102,7 +103,7 @@ def retrain(
     categories: Sequence[str],
     weight: float = 3.0,
     holdout: float = 0.2,
-    tolerance: float = 0.01,
+    tolerance: float = 0.02,
     force: bool = False,
 ) -> RetrainReport:
     started = time.perf_counter()
@@ -166,8 +167,11 @@ def configure_retrain(parser: argparse.ArgumentParser) -> None:
     _common(parser)
     parser.add_argument("--weight", type=float, default=3.0, help="weight of a correction against a base example")
     parser.add_argument("--holdout", type=float, default=0.2, help="share of corrections kept aside for judging")
-    parser.add_argument("--tolerance", type=float, default=0.01,
-                        help="largest drop in macro-F1 on the shipped evaluation set still accepted")
+    parser.add_argument("--store", help="SQLite file to read corrections from (default: store.path)")
+    # About one standard error of accuracy on the ~300 held-out exemplars: a smaller bar refuses honest
+    # corrections on noise; a poisoned batch costs far more (tests/test_retrain.py: over 10 points).
+    parser.add_argument("--tolerance", type=float, default=0.02,
+                        help="largest drop in macro-F1 on the shipped evaluation set still accepted (default 0.02)")
     parser.add_argument("--force", action="store_true", help="install even if the candidate is worse")
 
 
@@ -187,6 +191,10 @@ def _fmt(scores: Scores) -> str:
 
 
 def run_retrain(args: argparse.Namespace) -> int:
+    # One BLAS thread: the head's matrices are small, and on a busy 2-core machine OpenBLAS's threads fight each
+    # other (a 3,700-example fit: 10 s with the default threads, 1.6 s with one). Only before numpy's import.
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
     config = load_config(args.config)
     versions = _versions(args)
 
@@ -194,6 +202,8 @@ def run_retrain(args: argparse.Namespace) -> int:
         async with open_store(config.store) as store:
             return await store.labeled_texts()
 
+    if args.store:
+        config = config.model_copy(update={"store": config.store.model_copy(update={"path": args.store})})
     examples = asyncio.run(corrections()) if Path(config.store.path).exists() else []
     if config.store.text == "none":
         print("triage retrain: store.text is none: corrections have no text to learn from", file=sys.stderr)
