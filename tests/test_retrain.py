@@ -23,7 +23,7 @@ from triage._background import BackgroundServer
 from triage._classifier import DEFAULT_CATEGORIES, Classifier, ClassifyInput, Decision, LayerTiming
 from triage._config import StoreConfig
 from triage._head import Head
-from triage._heads import DEFAULT_VERSION, HeadVersions, heads_dir
+from triage._heads import DEFAULT_VERSION, HeadVersions, heads_dir, make_reloader
 from triage._retrain import retrain, run_retrain, run_rollback, split_corrections
 from triage._retrain_data import HEAD_FILE, base_data, macro_f1
 from triage._sqlite_store import open_store
@@ -207,27 +207,68 @@ def test_correction_split_is_stable() -> None:
 
 
 async def test_retrain_command_on_the_real_head(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """`triage retrain` end to end: corrections from a SQLite store, the local classifier's own trainer, the guard."""
+    """`triage retrain` end to end: corrections from a SQLite store, the local classifier's own trainer and shipped
+    head, the guard."""
     pytest.importorskip("wordllama")
     base = base_data()
     store_path = str(tmp_path / "triage.db")
-    wrong = [(t, "simple") for t, c in zip(base.train_texts, base.train_labels, strict=True) if c == "tool_use"]
+    pairs = list(zip(base.train_texts, base.train_labels, strict=True))
+    right = pairs[::8]
+    wrong = [(t, "simple") for t, c in pairs if c == "tool_use"]
+    async with open_store(StoreConfig(path=store_path)) as store:
+        for i, (text, _) in enumerate(right):
+            store.submit(make_record(f"req_good_{i}", text=text))
+        await store.flush()
+        for i, (_, category) in enumerate(right):
+            await store.add_correction(f"req_good_{i}", category)
+    args = argparse.Namespace(config=None, heads=str(tmp_path / "heads"), store=store_path, weight=3.0, holdout=0.2,
+                              tolerance=0.02, force=False)
+    versions = HeadVersions(tmp_path / "heads")
+    # Honest corrections against the shipped head (which trained on the evaluation exemplars): judged against the
+    # base data alone, and installed.
+    assert await asyncio.to_thread(run_retrain, args) == 0, capsys.readouterr()
+    assert "base data alone" in capsys.readouterr().out
+    assert versions.current() == "v0001"
     async with open_store(StoreConfig(path=store_path)) as store:
         for i, (text, _) in enumerate(wrong):
             store.submit(make_record(f"req_bad_{i}", text=text, category="tool_use"))
         await store.flush()
         for i, (_, category) in enumerate(wrong):
             await store.add_correction(f"req_bad_{i}", category)
-    args = argparse.Namespace(config=None, heads=str(tmp_path / "heads"), store=store_path, weight=3.0, holdout=0.2,
-                              tolerance=0.02, force=False)
     assert await asyncio.to_thread(run_retrain, args) == 1
-    out = capsys.readouterr()
-    assert "refused: macro-F1 on the shipped evaluation set would fall" in out.err
-    versions = HeadVersions(tmp_path / "heads")
-    assert versions.current() == DEFAULT_VERSION and versions.versions() == []
+    assert "refused: macro-F1 on the shipped evaluation set would fall" in capsys.readouterr().err
+    assert versions.current() == "v0001" and versions.versions() == ["v0001"]
     args.force = True
     assert await asyncio.to_thread(run_retrain, args) == 0
     assert "WARNING: installed despite the guard" in capsys.readouterr().err
-    assert versions.current() == "v0001"
-    head = Head.load(versions.root / "v0001" / HEAD_FILE)
+    assert versions.current() == "v0002"
+    head = Head.load(versions.root / "v0002" / HEAD_FILE)
     assert head.categories == DEFAULT_CATEGORIES
+
+
+async def test_make_reloader_builds_the_configured_classifier_on_a_version(tmp_path: Path) -> None:
+    pytest.importorskip("wordllama")
+    from triage._local import LocalClassifier, default_head_path
+
+    config = gateway_config("http://127.0.0.1:9", store={"path": str(tmp_path / "triage.db")},
+                            classifier={"kind": "local"})
+    assert make_reloader(gateway_config("http://127.0.0.1:9"), {}, lambda c: None) is None  # kind: rules
+    versions = HeadVersions(heads_dir(config))
+    staging = versions.staging()
+    shipped = Head.load(default_head_path())
+    shipped.meta = {"tag": "v0001's"}
+    shipped.save(staging / HEAD_FILE)
+    versions.install(staging, {})
+    swapped: list[Classifier] = []
+    reloader = make_reloader(config, {}, swapped.append, interval=60)
+    assert reloader is not None
+    await reloader.start()
+    try:
+        [first] = swapped
+        assert isinstance(first, LocalClassifier) and first.head.meta == {"tag": "v0001's"}
+        versions.rollback()  # to the default head
+        result = await reloader.reload()
+        assert (result.version, result.previous, result.reloaded) == (DEFAULT_VERSION, "v0001", True)
+        assert isinstance(swapped[-1], LocalClassifier) and swapped[-1].head.meta != {"tag": "v0001's"}
+    finally:
+        await reloader.stop()

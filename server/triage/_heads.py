@@ -24,7 +24,7 @@ import re
 import shutil
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,17 @@ from ._classifier import Classifier
 from ._config import TriageConfig
 from ._exceptions import ClassifierError, InvalidRequest
 
-__all__ = ["DEFAULT_VERSION", "Build", "HeadReloader", "HeadVersions", "ReloadResult", "VersionInfo", "heads_dir"]
+__all__ = [
+    "DEFAULT_VERSION",
+    "Build",
+    "HeadReloader",
+    "HeadVersions",
+    "ReloadResult",
+    "VersionInfo",
+    "classifier_builder",
+    "heads_dir",
+    "make_reloader",
+]
 
 logger = logging.getLogger("triage.heads")
 
@@ -168,6 +178,31 @@ class HeadVersions:
 # -- the running server's side ----------------------------------------------------------------------------------
 
 Build = Callable[[Path | None], Classifier]
+
+
+def classifier_builder(config: TriageConfig, clients: Mapping[str, Any]) -> Build:
+    """`build(version_dir)`: the configured classifier (`local` or `cascade`) with that version's head as its
+    local layer; None: the default head (`classifier.head`, else the shipped one)."""
+
+    def build(path: Path | None) -> Classifier:
+        from ._cascade import build_classifier
+        from ._local import LocalClassifier
+        from ._retrain_data import HEAD_FILE
+
+        head = path / HEAD_FILE if path is not None else config.classifier.head
+        local = LocalClassifier.load(head, categories=config.categories)
+        return build_classifier(config, clients, local=local)
+
+    return build
+
+
+def make_reloader(
+    config: TriageConfig, clients: Mapping[str, Any], swap: Callable[[Classifier], None], *, interval: float = 1.0
+) -> HeadReloader | None:
+    """The reloader for a gateway, or None when its classifier has no head (`classifier.kind: rules`)."""
+    if config.classifier.kind == "rules":
+        return None
+    return HeadReloader(HeadVersions(heads_dir(config)), classifier_builder(config, clients), swap, interval=interval)
 
 
 @dataclass(frozen=True, slots=True)

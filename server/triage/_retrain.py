@@ -6,6 +6,8 @@ corrections, judge it, and install it as a new version only if it is not worse w
     judge old and candidate on: the shipped evaluation set  ──▶ candidate worse by more than `tolerance`? refuse
                                 the held-out corrections         (a batch of wrong labels cannot push out a
                                                                   head that still routes the shipped set well)
+    (against the shipped default, which trained on the evaluation set's exemplars, the reference is a head fitted
+     on the base data alone: the corrections must not make it worse)
     install: heads/vNNNN + `current` pointer ──▶ running servers reload within a second
 
 `--force` installs a refused candidate anyway (with a warning); `triage rollback` puts the previous version back.
@@ -26,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ._config import load_config
-from ._heads import HeadVersions, heads_dir
+from ._heads import DEFAULT_VERSION, HeadVersions, heads_dir
 from ._retrain_data import BaseData, Trainer, base_data, default_trainer, macro_f1
 from ._sqlite_store import open_store
 from ._store import LabeledText
@@ -76,6 +78,10 @@ class RetrainReport:
     old_holdout: Scores
     new_holdout: Scores
     seconds: float
+    # What the candidate had to match on the shipped set: "old head", or "base data alone" when the old head was
+    # trained on the evaluation set itself (the shipped default: its score there says nothing).
+    reference: str = "old head"
+    control_shipped: Scores | None = None
     reason: str = ""
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -134,11 +140,20 @@ def retrain(
         seconds=0.0, timings=timings,
     )
     t = lap("evaluate", t)
-    old_f1, new_f1 = report.old_shipped.macro_f1, report.new_shipped.macro_f1
+    reference = report.old_shipped
+    if previous == DEFAULT_VERSION and not base.eval_independent:
+        # The default head was trained on the exemplars the evaluation set is cut from, so it scores ~1.0 there and
+        # every candidate would be refused. Judge the corrections instead: the candidate against a head fitted on
+        # the same base data without them (the very thing a poisoned batch would drag down).
+        control = trainer.fit(base.train_texts, base.train_labels, [1.0] * len(base.train_texts))
+        reference = report.control_shipped = _score(trainer, control, base.eval_texts, base.eval_labels, categories)
+        report.reference = "base data alone"
+        t = lap("control", t)
+    old_f1, new_f1 = reference.macro_f1, report.new_shipped.macro_f1
     worse = old_f1 is not None and new_f1 is not None and new_f1 < old_f1 - tolerance
     if worse:
-        report.reason = (f"macro-F1 on the shipped evaluation set would fall from {old_f1:.3f} to {new_f1:.3f} "
-                         f"(tolerance {tolerance:.3f})")
+        report.reason = (f"macro-F1 on the shipped evaluation set would fall from {old_f1:.3f} ({report.reference}) "
+                         f"to {new_f1:.3f} (tolerance {tolerance:.3f})")
     if not worse or force:
         staging = versions.staging()
         try:
@@ -215,6 +230,8 @@ def run_retrain(args: argparse.Namespace) -> int:
     print(f"base examples: {report.base_examples}; corrections: {report.corrections_train} to train on, "
           f"{report.corrections_holdout} held out")
     print(f"shipped set    old ({report.previous}): {_fmt(report.old_shipped)}")
+    if report.control_shipped is not None:
+        print(f"               base data alone: {_fmt(report.control_shipped)} (the guard's reference)")
     print(f"               new: {_fmt(report.new_shipped)}")
     print(f"held-out corr. old: {_fmt(report.old_holdout)}")
     print(f"               new: {_fmt(report.new_holdout)}")

@@ -57,6 +57,9 @@ class BaseData:
     eval_texts: list[str]  # the shipped evaluation set: the guard against poisoning judges on it
     eval_labels: list[str]
     source: str  # where the evaluation set came from, for reports
+    # True when the evaluation set is a file of its own (`eval.jsonl`), which no head is trained on; False when it
+    # is cut from the exemplars, which the shipped default head did train on.
+    eval_independent: bool = False
 
 
 def _data_file(name: str) -> Path:
@@ -94,7 +97,8 @@ def base_data(directory: Path | None = None) -> BaseData:
         held = [p for p in pairs if _held_out(p[0])]
         train = [p for p in pairs if not _held_out(p[0])]
         source = "exemplars (held-out fifth)"
-    return BaseData([t for t, _ in train], [c for _, c in train], [t for t, _ in held], [c for _, c in held], source)
+    return BaseData([t for t, _ in train], [c for _, c in train], [t for t, _ in held], [c for _, c in held], source,
+                    eval_independent=eval_file.exists())
 
 
 def _jsonl(path: Path) -> list[tuple[str, str]]:
