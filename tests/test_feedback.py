@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
+from harness import SimControl, gateway_config, sim_control, sim_server  # noqa: F401
 from starlette.applications import Starlette
 from test_store import make_record
 
@@ -320,3 +321,27 @@ async def test_stats_include_records_still_queued(tmp_path: Path) -> None:
         assert stats["totals"]["requests"] == 1 and stats["dropped"] == 0
     finally:
         await gateway.stop()
+
+
+async def test_a_routed_request_can_be_corrected_and_counted(sim_control: SimControl, tmp_path: Path) -> None:  # noqa: F811
+    """The whole loop on the app as shipped: answer, record (queued off the request path), correct, count."""
+    config = gateway_config(
+        sim_control.url, store={"path": str(tmp_path / "triage.db")},
+        auth={"keys": [{"id": f"{role}-1", "sha256": hash_key(key), "role": role} for role, key in KEYS.items()]},
+    )
+    with BackgroundServer(create_app(config, ui=False)) as server:
+        async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
+            answer = await http.post("/v1/chat/completions", headers=auth("client"), json={
+                "model": "auto", "messages": [{"role": "user", "content": "What is the capital of France?"}]})
+            assert answer.status_code == 200
+            request_id, category = answer.headers["x-triage-request-id"], answer.headers["x-triage-category"]
+            correction = await http.post("/v1/feedback", headers=auth("reviewer"),
+                                         json={"request_id": request_id, "category": "reasoning"})
+            assert correction.status_code == 200, correction.text
+            assert correction.json()["router_category"] == category
+            stats = (await http.get("/v1/stats", headers=auth("reviewer"))).json()
+    assert stats["totals"]["requests"] == 1 and stats["totals"]["corrections"] == 1
+    assert stats["totals"]["models"] == {"cheap": 1} and stats["totals"]["agreement"] == 0.0
+    async with open_store(config.store) as store:
+        [example] = await store.labeled_texts()
+    assert (example.text, example.category) == ("What is the capital of France?", "reasoning")
