@@ -144,21 +144,48 @@ def default_head_path(config: TriageConfig) -> Path | None:
 
 class HeadTrainer:
     """`Trainer` on the local classifier's own code (`triage._head`, `triage._features`): one encoder, loaded
-    once, featurizes everything. A head saves to `<version>/head.npz`."""
+    once. A head saves to `<version>/head.npz`.
 
-    def __init__(self, config: TriageConfig, *, progress: bool = False) -> None:
-        from ._features import Encoder, FeatureSpec, Featurizer
+    Fits shrink towards a `prior` head (`train_head(prior=...)`; by default the default head, when one exists)
+    instead of towards zero: the shipped head learnt from a development set whose text cannot ship, and a refit on
+    the exemplars alone would throw that away. `prior=None` fits from scratch."""
+
+    def __init__(
+        self, config: TriageConfig, *, progress: bool = False, prior: Any = "default"
+    ) -> None:
+        from ._features import Encoder
 
         self.config = config
         self.categories = tuple(config.categories)
-        self.featurizer = Featurizer(Encoder.load(), FeatureSpec())
+        self.encoder = Encoder.load()
         self.progress = progress
+        self._prior = prior
+
+    @property
+    def prior(self) -> Any:
+        if isinstance(self._prior, str):  # "default": loaded on first use
+            from ._head import Head
+
+            path = default_head_path(self.config)
+            self._prior = Head.load(path) if path is not None else None
+        return self._prior
+
+    @prior.setter
+    def prior(self, head: Any) -> None:
+        self._prior = head
+
+    def _featurizer(self, spec: Any = None) -> Any:
+        from ._features import FeatureSpec, Featurizer
+
+        return Featurizer(self.encoder, spec if spec is not None else FeatureSpec())
 
     def fit(self, texts: Sequence[str], labels: Sequence[str], weights: Sequence[float]) -> Any:
         from tqdm import tqdm
 
         from ._head import train_head
 
+        prior = self.prior
+        featurizer = self._featurizer(prior.spec if prior is not None else None)
         with _one_blas_thread(), tqdm(total=7, desc="fitting head", unit=" step", disable=not self.progress,
                                       leave=False) as bar:
 
@@ -167,13 +194,13 @@ class HeadTrainer:
                 bar.update()
 
             return train_head(texts, labels, sample_weight=weights, categories=self.categories,
-                              featurizer=self.featurizer, progress=step)
+                              featurizer=featurizer, prior=prior, progress=step)
 
     def predict(self, head: Any, texts: Sequence[str]) -> list[str]:
         if not texts:
             return []
         with _one_blas_thread():
-            logits = head.logits(self.featurizer.batch(texts))
+            logits = head.logits(self._featurizer(head.spec).batch(texts))
         return [head.categories[i] for i in logits.argmax(axis=1)]
 
     def save(self, head: Any, directory: Path) -> None:
@@ -182,9 +209,10 @@ class HeadTrainer:
     def load(self, directory: Path | None) -> Any:
         from ._head import Head
 
-        path = directory / HEAD_FILE if directory is not None else default_head_path(self.config)
-        if path is not None:
-            return Head.load(path)
+        if directory is not None:
+            return Head.load(directory / HEAD_FILE)
+        if self.prior is not None:
+            return self.prior
         # No head ships: the default is what the exemplars alone train.
         base = base_data()
         return self.fit(base.train_texts, base.train_labels, [1.0] * len(base.train_texts))
