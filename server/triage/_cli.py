@@ -20,6 +20,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("triage._train", "fit the local classifier's head on a JSONL file"),
     "eval": ("triage._evaluate", "evaluate a classifier on a labeled JSONL file"),
     "calibrate": ("triage._evaluate", "pick the confidence threshold for a bound on under-routing"),
+    "retrain": ("triage._retrain", "refit the local classifier's head on the reviewers' corrections"),
+    "rollback": ("triage._retrain", "put the previous classifier head back in service"),
+    "export": ("triage._export", "write the store's decisions and corrections as JSONL"),
 }
 
 

@@ -145,6 +145,10 @@ class Gateway:
 
                     # Loading a head reads files and fills arrays: off the event loop.
                     self.classifier = await asyncio.to_thread(build_classifier, self.config, self.upstreams.clients)
+                    if self.heads is None:
+                        from ._heads import make_reloader  # None when classifier.kind is rules
+
+                        self.heads = make_reloader(self.config, self.upstreams.clients, self.swap_classifier)
                 if self.store is not None:
                     await self.store.start()
                 if self.heads is not None:
