@@ -2,7 +2,8 @@
 
     text ─▶ normalise (lower-case, bounded length)
          ├─▶ Encoder: WordLlama token vectors, mean-pooled, L2-normalised        dense, 256 floats
-         ├─▶ lexical signals (`_lexical`)                                        dense, ~30 floats
+         │     └─▶ similarity to each category's prototypes (`_prototypes`)      dense, 2 per category
+         ├─▶ lexical signals (`_lexical`)                                        dense, ~45 floats
          └─▶ hashed word unigrams + bigrams + the request's first word(s)        sparse, 2^18 buckets
 
 The encoder was chosen by measurement (see bench/classifier.py): WordLlama (MIT, weights inside its wheel) embeds a
@@ -111,6 +112,9 @@ class FeatureSpec:
     dense_weight: float = 0.5
     lexical_weight: float = 0.5
     sparse_weight: float = 1.0
+    prototype_weight: float = 1.0
+    prototypes: int = 10  # per category; 0: no prototype block (see `_prototypes`)
+    prototype_top: int = 3
     n_buckets: int = N_BUCKETS
     encoder: str = ENCODER_NAME
     lexical_version: int = LEXICAL_VERSION

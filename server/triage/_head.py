@@ -24,6 +24,7 @@ import numpy.typing as npt
 
 from ._exceptions import ConfigError
 from ._features import Batch, FeatureSpec, Featurizer
+from ._prototypes import build_prototypes, prototype_features, prototype_features_loo
 from ._softmax import Prior, fit_softmax, log_softmax
 
 __all__ = ["FORMAT", "Head", "fit_temperature", "train_head"]
@@ -35,15 +36,24 @@ FORMAT = "triage-head/1"
 class Head:
     categories: tuple[str, ...]
     spec: FeatureSpec
-    dense_w: npt.NDArray[np.float32]  # (dense_dim, C)
+    dense_w: npt.NDArray[np.float32]  # (dense_dim [+ 2 C prototype features], C)
     sparse_w: npt.NDArray[np.float32]  # (n_buckets, C): zero rows for buckets never seen in training
     bias: npt.NDArray[np.float32]
+    prototypes: npt.NDArray[np.float32] | None = None  # (C, k, encoder dim)
     temperature: float = 1.0
     meta: dict[str, Any] = field(default_factory=dict)
 
+    def dense_inputs(self, dense: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """The featurizer's dense block, plus the prototype similarities when the head has prototypes."""
+        if self.prototypes is None:
+            return dense
+        embedded = dense[:, : self.prototypes.shape[2]] / np.float32(self.spec.dense_weight)
+        similarities = prototype_features(embedded, self.prototypes, top=self.spec.prototype_top)
+        return np.hstack([dense, similarities * np.float32(self.spec.prototype_weight)])
+
     def logits(self, batch: Batch) -> npt.NDArray[np.float64]:
         """Raw (uncalibrated) scores, one row per text."""
-        z = batch.dense.astype(np.float64) @ self.dense_w + self.bias
+        z = self.dense_inputs(batch.dense).astype(np.float64) @ self.dense_w + self.bias
         filled = np.diff(batch.indptr) > 0
         if filled.any():
             contributions = self.sparse_w[batch.indices] * batch.values[:, None]
@@ -58,17 +68,19 @@ class Head:
     def save(self, path: str | Path) -> None:
         rows = np.flatnonzero(np.any(self.sparse_w != 0, axis=1))
         meta = {"format": FORMAT, "spec": asdict(self.spec), "meta": self.meta}
+        arrays: dict[str, Any] = {
+            "categories": np.array(self.categories, dtype=str),
+            "dense_w": self.dense_w,
+            "sparse_rows": rows.astype(np.int32),
+            "sparse_w": self.sparse_w[rows],
+            "bias": self.bias,
+            "temperature": np.array(self.temperature),
+            "meta": np.array(json.dumps(meta)),
+        }
+        if self.prototypes is not None:
+            arrays["prototypes"] = self.prototypes
         with open(path, "wb") as file:  # a file object: np.savez would append ".npz" to a bare name
-            np.savez_compressed(
-                file,
-                categories=np.array(self.categories, dtype=str),
-                dense_w=self.dense_w,
-                sparse_rows=rows.astype(np.int32),
-                sparse_w=self.sparse_w[rows],
-                bias=self.bias,
-                temperature=np.array(self.temperature),
-                meta=np.array(json.dumps(meta)),
-            )
+            np.savez_compressed(file, **arrays)
 
     @classmethod
     def load(cls, path: str | Path) -> Head:
@@ -91,6 +103,7 @@ class Head:
                 arrays["dense_w"].astype(np.float32),
                 sparse_w,
                 arrays["bias"].astype(np.float32),
+                arrays["prototypes"].astype(np.float32) if "prototypes" in arrays else None,
                 float(arrays["temperature"]),
                 dict(meta.get("meta", {})),
             )
@@ -158,7 +171,10 @@ def train_head(
     """
     started = time.perf_counter()
     note = progress or (lambda _stage: None)
-    cats = tuple(categories) if categories is not None else tuple(sorted(set(labels)))
+    if categories is not None:
+        cats = tuple(categories)
+    else:
+        cats = prior.categories if prior is not None else tuple(sorted(set(labels)))
     unknown = sorted(set(labels) - set(cats))
     if unknown:
         raise ValueError(f"labels not among the categories {list(cats)}: {unknown}")
@@ -227,25 +243,41 @@ def _fit_and_calibrate(
         oof = np.zeros((len(targets), len(cats)))
         for k in range(folds):
             train, held = np.flatnonzero(fold != k), np.flatnonzero(fold == k)
-            part = fit_softmax(batch.take(train), targets[train], weights[train], len(cats), c=c, prior=shrink)
-            oof[held] = _as_head(part, cats, spec, prior=prior).logits(batch.take(held))
+            part = _fit(batch.take(train), targets[train], weights[train], cats, spec, c, seed, shrink, prior)
+            oof[held] = part.logits(batch.take(held))
             note(f"fold {k + 1}/{folds}")
         temperature = fit_temperature(oof, targets, weights)
         oof_accuracy = float((oof.argmax(axis=1) == targets).mean())
-
-    fit = fit_softmax(batch, targets, weights, len(cats), c=c, prior=shrink)
+    head = _fit(batch, targets, weights, cats, spec, c, seed, shrink, prior)
     note("fit")
-    head = _as_head(fit, cats, spec, temperature, prior=prior)
+    head.temperature = temperature
     head.meta = {"out_of_fold_accuracy": oof_accuracy}
     return head
 
 
-def _as_head(
-    fit: Any, categories: tuple[str, ...], spec: FeatureSpec, temperature: float = 1.0, *, prior: Head | None = None
+def _fit(
+    batch: Batch,
+    targets: npt.NDArray[np.int64],
+    weights: npt.NDArray[np.float64],
+    cats: tuple[str, ...],
+    spec: FeatureSpec,
+    c: float,
+    seed: int,
+    shrink: Prior | None,
+    prior: Head | None,
 ) -> Head:
+    prototypes = None
+    if spec.prototypes > 0:
+        if spec.dense_weight <= 0:
+            raise ValueError("prototypes need the embedding block: dense_weight must be > 0")
+        dim = batch.dense.shape[1] - spec.n_lexical
+        embedded = batch.dense[:, :dim] / np.float32(spec.dense_weight)
+        prototypes = build_prototypes(embedded, targets, len(cats), spec.prototypes, seed=seed)
+        similarities = prototype_features_loo(embedded, targets, prototypes, top=spec.prototype_top)
+        dense = np.hstack([batch.dense, similarities * np.float32(spec.prototype_weight)])
+        batch = Batch(dense.astype(np.float32), batch.indptr, batch.indices, batch.values)
+    fit = fit_softmax(batch, targets, weights, len(cats), c=c, prior=shrink)
     # Buckets the data never touched keep the prior's weights (zero without a prior).
-    sparse_w = (
-        prior.sparse_w.copy() if prior is not None else np.zeros((spec.n_buckets, len(categories)), dtype=np.float32)
-    )
+    sparse_w = prior.sparse_w.copy() if prior is not None else np.zeros((spec.n_buckets, len(cats)), dtype=np.float32)
     sparse_w[fit.sparse_columns] = fit.sparse_w
-    return Head(categories, spec, fit.dense_w, sparse_w, fit.bias, temperature)
+    return Head(cats, spec, fit.dense_w, sparse_w, fit.bias, prototypes)

@@ -30,6 +30,7 @@ from ._exceptions import ConfigError
 from ._features import Encoder, Featurizer, clip_text
 from ._head import Head, train_head
 from ._lexical import lexical_features
+from ._prototypes import prototype_features
 
 if TYPE_CHECKING:
     from ._config import TriageConfig
@@ -67,6 +68,7 @@ class LocalClassifier:
         self._lexical_scale = np.float32(head.spec.lexical_weight)
         self._dense_scale = np.float32(head.spec.dense_weight)
         self._sparse_scale = float(head.spec.sparse_weight)
+        self._prototype_scale = np.float32(head.spec.prototype_weight)
 
     @classmethod
     def load(
@@ -96,14 +98,16 @@ class LocalClassifier:
         """Raw logits of one text (the fast path: no batch bookkeeping)."""
         text = clip_text(text)
         head = self.head
-        dense = np.concatenate(
-            [
-                self.encoder.embed_one(text) * self._dense_scale,
-                np.asarray(lexical_features(text), dtype=np.float32) * self._lexical_scale,
-            ]
-        )
+        embedded = self.encoder.embed_one(text)
+        parts = [
+            embedded * self._dense_scale,
+            np.asarray(lexical_features(text), dtype=np.float32) * self._lexical_scale,
+        ]
+        if head.prototypes is not None:
+            similarities = prototype_features(embedded[None, :], head.prototypes, top=head.spec.prototype_top)[0]
+            parts.append(similarities * self._prototype_scale)
         buckets = self.featurizer.hashed(text)
-        z = dense.astype(np.float64) @ head.dense_w + head.bias
+        z = np.concatenate(parts).astype(np.float64) @ head.dense_w + head.bias
         if buckets.size:
             z += head.sparse_w[buckets].sum(axis=0) * (self._sparse_scale / np.sqrt(buckets.size))
         return z

@@ -1,0 +1,190 @@
+"""The local classifier: the shipped head, calibration, multi-turn context, retraining with weights, no network."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from triage._classifier import Classifier, ClassifyInput
+from triage._config import load_config
+from triage._exceptions import ConfigError
+from triage._features import Encoder, FeatureSpec, Featurizer
+from triage._head import Head, fit_temperature, train_head
+from triage._local import LocalClassifier
+from triage._softmax import log_softmax
+from triage._train import load_exemplars
+
+
+@pytest.fixture(scope="module")
+def encoder() -> Encoder:
+    return Encoder.load()
+
+
+@pytest.fixture(scope="module")
+def local(encoder: Encoder) -> LocalClassifier:
+    return LocalClassifier.load(encoder=encoder)
+
+
+OBVIOUS = {
+    "simple": [
+        "What is the capital of France?",
+        "Tell me a joke about cats",
+        "thanks, that's great",
+        "How do I reset my password?",
+        "What does photosynthesis mean?",
+    ],
+    "reasoning": [
+        "Write a Python function that returns the n-th prime number.",
+        "A train travels 120 km in 1.5 hours and then 80 km in 2 hours. What is its average speed for the trip?",
+        "Prove that the sum of two even integers is even.",
+        "Why does this code raise a KeyError?\n```python\nd = {}\nprint(d['x'])\n```",
+    ],
+    "tool_use": [
+        "Set an alarm for 6:45 tomorrow morning",
+        "What's the weather in Berlin right now?",
+        "Send a text to Maria saying I'll be late",
+        "Turn off the lights in the living room",
+        "Book a table for two at an Italian restaurant tonight",
+    ],
+}
+
+
+def test_the_shipped_head_classifies_obvious_requests(local: LocalClassifier) -> None:
+    assert isinstance(local, Classifier)
+    assert set(local.categories) == {"simple", "reasoning", "tool_use"}
+    for category, texts in OBVIOUS.items():
+        for text in texts:
+            decision = local.predict(ClassifyInput(text))
+            assert decision.category == category, (text, decision.scores)
+            assert decision.classifier == "local" and decision.layers[0].layer == "local"
+            assert decision.confidence == max(decision.scores.values())
+            assert abs(sum(decision.scores.values()) - 1) < 1e-6
+
+
+async def test_classify_is_the_sync_predict(local: LocalClassifier) -> None:
+    request = ClassifyInput("Play some jazz in the kitchen")
+    decision = await local.classify(request)
+    assert decision.category == local.predict(request).category == "tool_use"
+    # A very long request still classifies (off the loop, on its head and tail).
+    long = ClassifyInput("Please summarise this. " + "word " * 5000 + "\nNow write a Python function that sorts it.")
+    assert (await local.classify(long)).category in local.categories
+
+
+def test_loading_does_not_touch_the_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the local classifier tried to use the network")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    classifier = LocalClassifier.load()  # a fresh encoder too, not the module's fixture
+    assert classifier.predict(ClassifyInput("What's the weather like today?")).category == "tool_use"
+
+
+def test_calibrated_confidence_grows_with_the_raw_margin(local: LocalClassifier) -> None:
+    head = local.head
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        base = rng.normal(size=3)
+        confidences = [float(head.calibrated(base * scale).max()) for scale in (0.1, 0.5, 1.0, 2.0, 4.0)]
+        assert confidences == sorted(confidences)
+        # Widening the gap between the top category and the others raises the top's confidence.
+        top = int(np.argmax(base))
+        widened = [float(head.calibrated(base + np.eye(3)[top] * gap)[top]) for gap in (0.0, 0.5, 1.0, 3.0)]
+        assert widened == sorted(widened)
+    # Scaling by 1/T never changes the category.
+    z = rng.normal(size=(100, 3))
+    assert (head.calibrated(z).argmax(axis=1) == z.argmax(axis=1)).all()
+
+
+def test_fit_temperature_recovers_a_known_temperature() -> None:
+    rng = np.random.default_rng(1)
+    logits = rng.normal(scale=3.0, size=(4000, 3))
+    # Labels drawn from softmax(logits / 2): the calibrated temperature is 2.
+    probabilities = np.exp(log_softmax(logits / 2.0))
+    labels = np.array([rng.choice(3, p=p) for p in probabilities])
+    assert fit_temperature(logits, labels, np.ones(len(labels))) == pytest.approx(2.0, rel=0.15)
+
+
+def test_a_follow_up_keeps_its_topic(local: LocalClassifier) -> None:
+    cases = [
+        ("Write a function that reverses a linked list in Java", "and in Python?", "reasoning"),
+        ("What's the weather in Paris today?", "and tomorrow?", "tool_use"),
+        ("Who wrote Hamlet?", "and Macbeth?", "simple"),
+        ("Play some Miles Davis in the kitchen", "something more upbeat please", "tool_use"),
+    ]
+    for prior, follow_up, category in cases:
+        alone = local.predict(ClassifyInput(follow_up))
+        with_context = local.predict(ClassifyInput(follow_up, (prior,)))
+        assert with_context.category == category, (follow_up, with_context.scores)
+        assert with_context.scores[category] > alone.scores[category]
+    # A clear new request is not dragged back to the previous topic.
+    switched = local.predict(ClassifyInput("Turn off the kitchen lights", ("Write a quicksort in C",)))
+    assert switched.category == "tool_use"
+    # ClassifyInput.from_messages supplies the prior user turns.
+    messages = [
+        {"role": "user", "content": "Write a function that reverses a linked list in Java"},
+        {"role": "assistant", "content": "Here it is: ..."},
+        {"role": "user", "content": "and in Python?"},
+    ]
+    assert local.predict(ClassifyInput.from_messages(messages)).category == "reasoning"
+
+
+def test_the_head_must_decide_between_the_routes(encoder: Encoder) -> None:
+    with pytest.raises(ConfigError, match="retrain"):
+        LocalClassifier.load(categories=["simple", "reasoning"], encoder=encoder)
+    with pytest.raises(ConfigError, match="no head"):
+        LocalClassifier.load("/nonexistent/head.npz", encoder=encoder)
+    config = load_config()
+    assert set(LocalClassifier.from_config(config).categories) == set(config.categories)
+
+
+def test_train_save_load_and_weighted_corrections(encoder: Encoder, tmp_path: Path) -> None:
+    featurizer = Featurizer(encoder, FeatureSpec())
+    pairs = load_exemplars()[::3]
+    texts, labels = [t for t, _ in pairs], [c for _, c in pairs]
+    head = train_head(texts, labels, featurizer=featurizer, folds=3)
+    assert head.temperature > 0 and head.meta["examples"] == len(texts)
+    path = tmp_path / "head.npz"
+    head.save(path)
+    loaded = Head.load(path)
+    batch = featurizer.batch(["Set a timer for ten minutes", "Who painted the Sistine Chapel ceiling?"])
+    assert np.allclose(loaded.logits(batch), head.logits(batch), atol=1e-5)
+    assert loaded.categories == head.categories and loaded.temperature == head.temperature
+
+    # Reviewed corrections, weighted above the base data, move the head.
+    correction = "How tall is the Eiffel Tower in feet right now?"
+    classifier = LocalClassifier(loaded, encoder)
+    before = classifier.predict(ClassifyInput(correction)).scores["tool_use"]
+    corrected = train_head(
+        [*texts, correction],
+        [*labels, "tool_use"],
+        sample_weight=[1.0] * len(texts) + [20.0],
+        featurizer=featurizer,
+        folds=0,
+    )
+    after = LocalClassifier(corrected, encoder).predict(ClassifyInput(correction)).scores["tool_use"]
+    assert after > before and corrected.temperature == 1.0
+
+    # A refit shrunk towards a previous head keeps what that head knew about data the refit never sees.
+    few, unseen = slice(0, None, 10), slice(5, None, 10)
+    refit = train_head(texts[few], labels[few], featurizer=featurizer, folds=0, prior=loaded)
+    fresh = train_head(texts[few], labels[few], featurizer=featurizer, folds=0)
+    kept = LocalClassifier(refit, encoder).predict_labels(texts[unseen])
+    lost = LocalClassifier(fresh, encoder).predict_labels(texts[unseen])
+    agree = [a == b for a, b in zip(kept, classifier.predict_labels(texts[unseen]), strict=True)]
+    assert sum(agree) / len(agree) > 0.9
+    assert sum(k == t for k, t in zip(kept, labels[unseen], strict=True)) > sum(
+        f == t for f, t in zip(lost, labels[unseen], strict=True)
+    )
+
+
+def test_a_broken_head_file_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "head.npz"
+    path.write_bytes(b"not a zip")
+    with pytest.raises(ConfigError, match=r"classifier\.head"):
+        Head.load(path)
