@@ -13,8 +13,6 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from openai.types.chat import ChatCompletionChunk
-
 from ._accounting import Cost, Usage, cost_of, estimate_tokens
 from ._auth import KeyRing
 from ._classifier import Classifier, ClassifyInput, Decision, LayerTiming, RulesClassifier, message_text
@@ -29,7 +27,7 @@ from ._records import DecisionRecord, RequestStatus, SpeculationOutcome
 from ._schemas import ChatCompletionRequest
 from ._speculation import Speculation, StagedClassifier, worth_speculating
 from ._store import Store
-from ._upstream import ModelStream, Upstreams
+from ._upstream import Chunk, ModelStream, Upstreams
 
 __all__ = ["Gateway", "Routed", "StreamTally"]
 
@@ -100,18 +98,21 @@ class StreamTally:
     completion_chars: int = 0
     finish_reason: str | None = None
 
-    def observe(self, chunk: ChatCompletionChunk) -> None:
-        if chunk.usage is not None:
-            self.usage = Usage(chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
-        for choice in chunk.choices:
-            delta = choice.delta
-            if delta.content:
-                self.completion_chars += len(delta.content)
-            for call in delta.tool_calls or ():
-                if call.function is not None and call.function.arguments:
-                    self.completion_chars += len(call.function.arguments)
-            if choice.finish_reason:
-                self.finish_reason = choice.finish_reason
+    def observe(self, chunk: Chunk) -> None:
+        usage = chunk.get("usage")
+        if usage:
+            self.usage = Usage(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
+        for choice in chunk.get("choices") or ():
+            delta = choice.get("delta") or {}
+            content = delta.get("content")
+            if content:
+                self.completion_chars += len(content)
+            for call in delta.get("tool_calls") or ():
+                arguments = (call.get("function") or {}).get("arguments")
+                if arguments:
+                    self.completion_chars += len(arguments)
+            if choice.get("finish_reason"):
+                self.finish_reason = choice["finish_reason"]
 
     def final_usage(self, prompt_chars: int) -> Usage:
         if self.usage is not None:

@@ -26,11 +26,13 @@ async def openai_chunks(answer: Answer[Any], *, include_usage: bool) -> AsyncIte
     try:
         async for chunk in answer.stream:
             answer.tally.observe(chunk)
-            if not chunk.choices and chunk.usage is not None and not include_usage:
-                continue  # Triage asked for usage for its accounting; this client did not
-            data = chunk.to_dict()
-            data["model"] = model
-            yield b"data: " + dumps(data) + b"\n\n"
+            if not include_usage:
+                # Triage asked for usage for its accounting; this client did not.
+                if not chunk.get("choices") and chunk.get("usage"):
+                    continue
+                chunk.pop("usage", None)
+            chunk["model"] = model
+            yield b"data: " + dumps(chunk) + b"\n\n"
         answer.settle("ok")
         yield DONE
     except UpstreamError as exc:

@@ -89,7 +89,9 @@ class Speculation(Generic[T]):
         if isinstance(result, ModelStream):
             await result.aclose()
             completion_chars = sum(
-                len(choice.delta.content or "") for chunk in result.head for choice in chunk.choices
+                len((choice.get("delta") or {}).get("content") or "")
+                for chunk in result.head
+                for choice in chunk.get("choices") or ()
             )
             return Usage(estimate_tokens(self._prompt_chars), estimate_tokens(completion_chars), estimated=True)
         usage = result.get("usage") or {}

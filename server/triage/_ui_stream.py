@@ -46,21 +46,22 @@ async def ui_events(
     try:
         async for chunk in answer.stream:
             answer.tally.observe(chunk)
-            for choice in chunk.choices:
-                delta = choice.delta
-                if delta.content:
+            for choice in chunk.get("choices") or ():
+                delta = choice.get("delta") or {}
+                content = delta.get("content")
+                if content:
                     if parser is None:
-                        yield sse_event("delta", {"text": delta.content})
+                        yield sse_event("delta", {"text": content})
                     else:
-                        for patch in parser.feed(delta.content):
+                        for patch in parser.feed(content):
                             yield sse_event("patch", patch)
-                for call in delta.tool_calls or ():
-                    function = call.function
+                for call in delta.get("tool_calls") or ():
+                    function = call.get("function") or {}
                     yield sse_event("tool_call", {
-                        "index": call.index,
-                        "id": call.id,
-                        "name": function.name if function else None,
-                        "arguments": (function.arguments or "") if function else "",
+                        "index": call.get("index", 0),
+                        "id": call.get("id"),
+                        "name": function.get("name"),
+                        "arguments": function.get("arguments") or "",
                     })
         if parser is not None:
             for patch in parser.finish():

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 import aiohttp
 import httpx2
 import openai
-from openai.types.chat import ChatCompletionChunk
+from openai._response import AsyncAPIResponse
 
 from ._config import ModelConfig, TriageConfig
 from ._exceptions import (
@@ -35,10 +35,14 @@ from ._exceptions import (
     UpstreamTimeout,
 )
 from ._retry import parse_retry_after, retry_delay, should_retry
+from ._sse_decode import SSEDecoder, SSEEvent
 
-__all__ = ["ModelStream", "Upstreams", "redact"]
+__all__ = ["Chunk", "ModelStream", "Upstreams", "has_token", "redact"]
 
 T = TypeVar("T")
+
+# One streamed chunk, as the provider sent it: {"id", "object", "model", "choices": [{"delta": {...}}], ...}.
+Chunk = dict[str, Any]
 
 logger = logging.getLogger("triage.upstream")
 
@@ -63,23 +67,52 @@ def _tls_context() -> ssl.SSLContext:
     return httpx2.create_ssl_context()
 
 
-def _has_token(chunk: ChatCompletionChunk) -> bool:
-    for choice in chunk.choices:
-        delta = choice.delta
-        if delta.content or delta.tool_calls or getattr(delta, "refusal", None) or choice.finish_reason:
+def has_token(chunk: Chunk) -> bool:
+    """Whether a chunk carries the answer's first token: content, a tool call, a refusal, or its end."""
+    for choice in chunk.get("choices") or ():
+        delta = choice.get("delta") or {}
+        if delta.get("content") or delta.get("tool_calls") or delta.get("refusal") or choice.get("finish_reason"):
             return True
     return False
 
 
+async def _decode_chunks(response: AsyncAPIResponse[Any], model: str) -> AsyncIterator[Chunk]:
+    """The provider's SSE stream as chunk dicts. Raw decoding: building the SDK's pydantic models for every chunk
+    cost ~150 us each (bench/overhead.py profile), twenty times a `json.loads`."""
+    decoder = SSEDecoder()
+    async for raw in response.iter_bytes():
+        for event in decoder.feed(raw):
+            if event.data == b"[DONE]":
+                return
+            yield _parse_chunk(event, model)
+    for event in decoder.flush():
+        if event.data != b"[DONE]":
+            yield _parse_chunk(event, model)
+
+
+def _parse_chunk(event: SSEEvent, model: str) -> Chunk:
+    chunk = json.loads(event.data)
+    if not isinstance(chunk, dict):
+        raise UpstreamProtocolError(f"model {model!r} sent a chunk that is not a JSON object", model=model)
+    error = chunk.get("error")
+    if error is not None or event.event == "error":
+        message = error.get("message") if isinstance(error, dict) else None
+        raise UpstreamProtocolError(
+            f"model {model!r} reported an error mid-stream: {str(message or 'unknown error')[:300]}", model=model
+        )
+    return chunk
+
+
 class ModelStream:
-    """A live streamed answer from one model, past its first token. Iterate it once; always `aclose()` it."""
+    """A live streamed answer from one model, past its first token: chunk dicts in OpenAI's shape. Iterate it
+    once; always `aclose()` it."""
 
     def __init__(
         self,
         model: str,
-        stream: openai.AsyncStream[ChatCompletionChunk],
-        iterator: AsyncIterator[ChatCompletionChunk],
-        head: list[ChatCompletionChunk],
+        response: AsyncAPIResponse[Any],
+        chunks: AsyncIterator[Chunk],
+        head: list[Chunk],
         *,
         idle: float,
         deadline: float,
@@ -90,13 +123,13 @@ class ModelStream:
         self.head = head
         self.started = started
         self.first_token_at = time.perf_counter()
-        self._stream = stream
+        self._response = response
+        self._chunks = chunks
         self._idle = idle
         self._deadline = deadline
         self._upstreams = upstreams
-        self._iterator = iterator
 
-    async def __aiter__(self) -> AsyncIterator[ChatCompletionChunk]:
+    async def __aiter__(self) -> AsyncIterator[Chunk]:
         for chunk in self.head:
             yield chunk
         while True:
@@ -104,7 +137,7 @@ class ModelStream:
             with self._upstreams.mapped_errors(self.model):
                 try:
                     async with asyncio.timeout(max(wait, 0)):
-                        chunk = await anext(self._iterator)
+                        chunk = await anext(self._chunks)
                 except StopAsyncIteration:
                     return
                 except TimeoutError:
@@ -115,7 +148,7 @@ class ModelStream:
 
     async def aclose(self) -> None:
         # Closing the response closes the upstream HTTP request: the provider sees the cancel at once.
-        await self._stream.close()
+        await self._response.close()
 
 
 # Before a model has answered once, assume a hosted cheap model's typical time to first token.
@@ -272,34 +305,34 @@ class Upstreams:
         client = self._clients[model_cfg.provider]
         started = time.perf_counter()
         deadline = time.monotonic() + timeouts.total
-        stream: openai.AsyncStream[ChatCompletionChunk] | None = None
-        head: list[ChatCompletionChunk] = []
+        response: AsyncAPIResponse[Any] | None = None
+        head: list[Chunk] = []
         try:
             with self.mapped_errors(model):
                 try:
                     async with asyncio.timeout(timeouts.first_token):
-                        stream = await client.chat.completions.create(**self.upstream_body(model, body, stream=True))
-                        iterator = stream.__aiter__()
-                        while True:
-                            try:
-                                chunk = await anext(iterator)
-                            except StopAsyncIteration:
-                                break  # an empty answer is still an answer
+                        request = client.chat.completions.with_streaming_response.create(
+                            **self.upstream_body(model, body, stream=True)
+                        )
+                        response = await request.__aenter__()
+                        chunks = _decode_chunks(response, model)
+                        async for chunk in chunks:
                             head.append(chunk)
-                            if _has_token(chunk):
+                            if has_token(chunk):
                                 break
+                        # Ending without a token: an empty answer is still an answer.
                 except TimeoutError:
                     raise UpstreamTimeout(
                         f"model {model!r} sent no token within {timeouts.first_token:g}s", model=model
                     ) from None
         except BaseException:
-            if stream is not None:
-                await stream.close()
+            if response is not None:
+                await response.close()
             raise
-        assert stream is not None
+        assert response is not None
         self._record_ttft(model, (time.perf_counter() - started) * 1000)
         return ModelStream(
-            model, stream, iterator, head, idle=timeouts.idle, deadline=deadline, started=started, upstreams=self
+            model, response, chunks, head, idle=timeouts.idle, deadline=deadline, started=started, upstreams=self
         )
 
     async def complete(self, model: str, body: dict[str, Any]) -> dict[str, Any]:

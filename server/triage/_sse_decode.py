@@ -1,0 +1,67 @@
+"""An incremental decoder for a provider's SSE byte stream: a pure sync state machine (after httpx's LineDecoder
+and openai-python's SSEDecoder), fed network chunks split anywhere, returning whole events.
+
+Only what OpenAI-compatible providers send matters here: `data:` lines (joined with "\\n" when an event has several),
+`event:` names, comments and blank lines. The cost of a chunk is proportional to its length.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["SSEDecoder", "SSEEvent"]
+
+
+@dataclass(frozen=True, slots=True)
+class SSEEvent:
+    data: bytes
+    event: str | None = None
+
+
+class SSEDecoder:
+    def __init__(self) -> None:
+        self._buffer = b""
+        self._data: list[bytes] = []
+        self._event: str | None = None
+
+    def feed(self, chunk: bytes) -> list[SSEEvent]:
+        events: list[SSEEvent] = []
+        buffer = self._buffer + chunk if self._buffer else chunk
+        start = 0
+        while True:
+            end = buffer.find(b"\n", start)
+            if end < 0:
+                break
+            line = buffer[start:end]
+            start = end + 1
+            if line.endswith(b"\r"):
+                line = line[:-1]
+            self._line(line, events)
+        self._buffer = buffer[start:]
+        return events
+
+    def flush(self) -> list[SSEEvent]:
+        """Events still buffered when the stream ends (a last event without its blank line)."""
+        events: list[SSEEvent] = []
+        if self._buffer:
+            self._line(self._buffer.rstrip(b"\r"), events)
+            self._buffer = b""
+        self._line(b"", events)
+        return events
+
+    def _line(self, line: bytes, events: list[SSEEvent]) -> None:
+        if not line:  # a blank line ends an event
+            if self._data:
+                events.append(SSEEvent(b"\n".join(self._data), self._event))
+            self._data = []
+            self._event = None
+            return
+        if line.startswith(b":"):
+            return  # a comment: keep-alive pings
+        name, _, value = line.partition(b":")
+        if value.startswith(b" "):
+            value = value[1:]
+        if name == b"data":
+            self._data.append(value)
+        elif name == b"event":
+            self._event = value.decode("utf-8", "replace")
