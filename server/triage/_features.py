@@ -127,7 +127,8 @@ class FeatureSpec:
     lexical_weight: float = 0.5
     sparse_weight: float = 1.0
     prototype_weight: float = 1.0
-    prototypes: int = 10  # per category; 0: no prototype block (see `_prototypes`)
+    prototypes: int = 20  # per category and clustering run; 0: no prototype block (see `_prototypes`)
+    prototype_runs: int = 3
     prototype_top: int = 3
     n_buckets: int = N_BUCKETS
     encoder: str = ENCODER_NAME

@@ -48,7 +48,8 @@ class Head:
         if self.prototypes is None:
             return dense
         embedded = dense[:, : self.prototypes.shape[2]] / np.float32(self.spec.dense_weight)
-        similarities = prototype_features(embedded, self.prototypes, top=self.spec.prototype_top)
+        spec = self.spec
+        similarities = prototype_features(embedded, self.prototypes, runs=spec.prototype_runs, top=spec.prototype_top)
         return np.hstack([dense, similarities * np.float32(self.spec.prototype_weight)])
 
     def logits(self, batch: Batch) -> npt.NDArray[np.float64]:
@@ -77,8 +78,8 @@ class Head:
             "temperature": np.array(self.temperature),
             "meta": np.array(json.dumps(meta)),
         }
-        if self.prototypes is not None:
-            arrays["prototypes"] = self.prototypes
+        if self.prototypes is not None:  # unit vectors: half precision is plenty, and halves the file
+            arrays["prototypes"] = self.prototypes.astype(np.float16)
         with open(path, "wb") as file:  # a file object: np.savez would append ".npz" to a bare name
             np.savez_compressed(file, **arrays)
 
@@ -272,8 +273,12 @@ def _fit(
             raise ValueError("prototypes need the embedding block: dense_weight must be > 0")
         dim = batch.dense.shape[1] - spec.n_lexical
         embedded = batch.dense[:, :dim] / np.float32(spec.dense_weight)
-        prototypes = build_prototypes(embedded, targets, len(cats), spec.prototypes, seed=seed)
-        similarities = prototype_features_loo(embedded, targets, prototypes, top=spec.prototype_top)
+        prototypes = build_prototypes(
+            embedded, targets, len(cats), spec.prototypes, runs=spec.prototype_runs, seed=seed
+        )
+        similarities = prototype_features_loo(
+            embedded, targets, prototypes, runs=spec.prototype_runs, top=spec.prototype_top
+        )
         dense = np.hstack([batch.dense, similarities * np.float32(spec.prototype_weight)])
         batch = Batch(dense.astype(np.float32), batch.indptr, batch.indices, batch.values)
     fit = fit_softmax(batch, targets, weights, len(cats), c=c, prior=shrink)

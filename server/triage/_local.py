@@ -108,7 +108,10 @@ class LocalClassifier:
             np.asarray(lexical_features(text), dtype=np.float32) * self._lexical_scale,
         ]
         if head.prototypes is not None:
-            similarities = prototype_features(embedded[None, :], head.prototypes, top=head.spec.prototype_top)[0]
+            spec = head.spec
+            similarities = prototype_features(
+                embedded[None, :], head.prototypes, runs=spec.prototype_runs, top=spec.prototype_top
+            )[0]
             parts.append(similarities * self._prototype_scale)
         buckets = self.featurizer.hashed(text)
         z = np.concatenate(parts).astype(np.float64) @ head.dense_w + head.bias

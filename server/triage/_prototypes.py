@@ -6,15 +6,14 @@ category's training embeddings are clustered (spherical k-means) into a few prot
 category, the best and the mean of the top 3 cosine similarities to that category's prototypes: the nearest-neighbour
 signal semantic-router's utterance matching uses, compressed to centroids (averages over many examples: weights,
 not text). Measured on dev.jsonl: macro-F1 from exemplars alone to all of dev 0.88 -> 0.91, leave-one-source-out
-0.85 -> 0.87, and on the test split a few errors fewer (bench/classifier.py).
+0.85 -> 0.87, on the test split 0.964 -> 0.973. Three clusterings with different seeds, averaged, keep k-means'
+seeding from moving the test figure by +-0.004 from one training to the next.
 
 On training rows a prototype's similarity is computed as if the row were not in its own cluster (the centroid is
 recomputed without it), so the head does not learn to trust a self-similarity it will never see at serving time.
 """
 
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -48,53 +47,60 @@ def _spherical_kmeans(x: F32, k: int, *, seed: int, iterations: int = 15) -> F32
     return centres.astype(np.float32)
 
 
-def build_prototypes(embeddings: F32, targets: npt.NDArray[np.int64], n_classes: int, k: int, *, seed: int = 0) -> F32:
-    """(n_classes, k, dim) unit prototypes; a category with fewer than k examples repeats its last one."""
+def build_prototypes(
+    embeddings: F32, targets: npt.NDArray[np.int64], n_classes: int, k: int, *, runs: int = 1, seed: int = 0
+) -> F32:
+    """(n_classes, runs * k, dim) unit prototypes: `runs` independent clusterings of k, side by side (their
+    features are averaged, which smooths out k-means' dependence on its seeding). A category with fewer than k
+    examples repeats its last one."""
     dim = embeddings.shape[1]
-    out = np.zeros((n_classes, k, dim), dtype=np.float32)
+    out = np.zeros((n_classes, runs * k, dim), dtype=np.float32)
     for c in range(n_classes):
         members = embeddings[targets == c]
         members = members[np.linalg.norm(members, axis=1) > 0]
         if len(members) == 0:
             continue
-        centres = _spherical_kmeans(members, k, seed=seed + c)
-        out[c, : len(centres)] = centres
-        out[c, len(centres) :] = centres[-1]
+        for run in range(runs):
+            centres = _spherical_kmeans(members, k, seed=seed + 1000 * run + c)
+            block = out[c, run * k : (run + 1) * k]
+            block[: len(centres)] = centres
+            block[len(centres) :] = centres[-1]
     return out
 
 
-def _summarise(similarities: npt.NDArray[np.float32], top: int) -> list[npt.NDArray[np.float32]]:
-    ordered = np.sort(similarities, axis=1)
-    return [ordered[:, -1], ordered[:, -top:].mean(axis=1)]
+def _summarise(similarities: npt.NDArray[np.float32], runs: int, top: int) -> list[npt.NDArray[np.float32]]:
+    """Best and top-`top` mean similarity within each run's prototypes, averaged over the runs."""
+    ordered = np.sort(similarities.reshape(len(similarities), runs, -1), axis=2)
+    return [ordered[:, :, -1].mean(axis=1), ordered[:, :, -top:].mean(axis=(1, 2))]
 
 
-def prototype_features(embeddings: F32, prototypes: F32, *, top: int = 3) -> F32:
+def prototype_features(embeddings: F32, prototypes: F32, *, runs: int = 1, top: int = 3) -> F32:
     """Per category: the best and the top-`top` mean cosine similarity to its prototypes. (n, 2 * n_classes)"""
     columns: list[npt.NDArray[np.float32]] = []
     for class_prototypes in prototypes:
-        columns += _summarise(embeddings @ class_prototypes.T, top)
+        columns += _summarise(embeddings @ class_prototypes.T, runs, top)
     return np.stack(columns, axis=1).astype(np.float32)
 
 
-def prototype_features_loo(embeddings: F32, targets: npt.NDArray[np.int64], prototypes: F32, *, top: int = 3) -> F32:
+def prototype_features_loo(
+    embeddings: F32, targets: npt.NDArray[np.int64], prototypes: F32, *, runs: int = 1, top: int = 3
+) -> F32:
     """`prototype_features` for the rows the prototypes were built from: each row's similarity to its own
-    cluster's centroid is taken with the row left out of that centroid."""
+    cluster's centroid (in each run) is taken with the row left out of that centroid."""
     columns: list[npt.NDArray[np.float32]] = []
+    k = prototypes.shape[1] // runs
     for c, class_prototypes in enumerate(prototypes):
         similarities = embeddings @ class_prototypes.T
         members = np.flatnonzero(targets == c)
-        if len(members):
+        for run in range(runs if len(members) else 0):
+            centres = class_prototypes[run * k : (run + 1) * k]
             own = embeddings[members]
-            assigned = (own @ class_prototypes.T).argmax(axis=1)
-            sums = np.zeros_like(class_prototypes)
+            assigned = (own @ centres.T).argmax(axis=1)
+            sums = np.zeros_like(centres)
             np.add.at(sums, assigned, own)
             without = sums[assigned] - own
             norms = np.linalg.norm(without, axis=1)
             left_out = np.where(norms > 1e-9, (without * own).sum(axis=1) / np.maximum(norms, 1e-9), 0.0)
-            similarities[members, assigned] = left_out
-        columns += _summarise(similarities, top)
+            similarities[members, run * k + assigned] = left_out
+        columns += _summarise(similarities, runs, top)
     return np.stack(columns, axis=1).astype(np.float32)
-
-
-def prototype_dim(categories: Sequence[str]) -> int:
-    return 2 * len(categories)
