@@ -276,6 +276,8 @@ def _fit(
         prototypes = build_prototypes(
             embedded, targets, len(cats), spec.prototypes, runs=spec.prototype_runs, seed=seed
         )
+        # Rounded as `save` stores them, so a head scores the same before and after a round trip.
+        prototypes = prototypes.astype(np.float16).astype(np.float32)
         similarities = prototype_features_loo(
             embedded, targets, prototypes, runs=spec.prototype_runs, top=spec.prototype_top
         )
