@@ -251,7 +251,10 @@ class Upstreams:
         ):
             schema = (response_format.get("json_schema") or {}).get("schema", {})
             extra["response_format"] = {"type": "json_object", "schema": schema}
-        kwargs: dict[str, Any] = {"model": model_cfg.upstream_id, "messages": body["messages"], "extra_body": extra}
+        # The client's messages go out as they came, through `extra_body` (a shallow merge that wins over the typed
+        # `messages=[]`): the SDK's per-field transform of typed params cost ~0.16 ms a message on every request.
+        extra["messages"] = body["messages"]
+        kwargs: dict[str, Any] = {"model": model_cfg.upstream_id, "messages": [], "extra_body": extra}
         if stream:
             kwargs["stream"] = True
             # Always ask for usage: accounting needs it. The client sees the usage chunk only if it asked.
