@@ -1,0 +1,134 @@
+"""Routing figures of a labeled set: how a classifier's decisions route under a threshold, what that costs, and the
+threshold that bounds under-routing with the least fallback (used by `triage eval` and `triage calibrate`).
+
+Routing follows the policy: a decision below the threshold goes to the strongest model (fallback), any other to its
+category's first model. *Under-routing* is the share of items not labeled with the cheapest route that were sent to
+it with confidence: the costly mistake (a hard request answered by the weak model). A fallback costs money, not
+quality. Cost compares the set's mix, routed, with sending everything to the strongest model, at a fixed token
+count per request.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ._config import TriageConfig
+
+__all__ = ["Routed", "cheapest_category", "choose_threshold", "route_metrics"]
+
+
+@dataclass(frozen=True, slots=True)
+class Routed:
+    label: str
+    category: str
+    confidence: float
+    ms: float
+
+
+def cheapest_category(config: TriageConfig) -> str:
+    """The route whose first model costs least (ties: the default category, then config order)."""
+
+    def price(category: str) -> tuple[float, int, int]:
+        model = config.models[config.routes[category].models[0]]
+        order = list(config.routes).index(category)
+        return (model.input_per_mtok + model.output_per_mtok, category != config.default_category, order)
+
+    return min(config.routes, key=price)
+
+
+def _request_cost(config: TriageConfig, model: str, prompt_tokens: int, completion_tokens: int) -> float:
+    m = config.models[model]
+    return (m.input_per_mtok * prompt_tokens + m.output_per_mtok * completion_tokens) / 1e6
+
+
+def route_metrics(
+    routed: Sequence[Routed],
+    config: TriageConfig,
+    threshold: float,
+    *,
+    prompt_tokens: int = 500,
+    completion_tokens: int = 300,
+) -> dict[str, Any]:
+    """Accuracy, macro-F1, per-label precision/recall, confusion, under-routing, fallback, cost ratio, latency."""
+    categories = list(dict.fromkeys([*config.categories, *(r.label for r in routed)]))
+    n = len(routed)
+    confusion = {t: {p: 0 for p in categories} for t in categories}
+    for r in routed:
+        confusion[r.label][r.category] += 1
+    per_label: dict[str, dict[str, float]] = {}
+    for c in categories:
+        tp = confusion[c][c]
+        predicted = sum(confusion[t][c] for t in categories)
+        actual = sum(confusion[c].values())
+        precision = tp / predicted if predicted else 0.0
+        recall = tp / actual if actual else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        per_label[c] = {"precision": precision, "recall": recall, "f1": f1, "support": actual}
+    present = [c for c in categories if per_label[c]["support"]]
+    cheap = cheapest_category(config)
+    strongest = config.strongest_model
+    harder = [r for r in routed if r.label != cheap]
+    under = sum(r.category == cheap and r.confidence >= threshold for r in harder)
+    fallback = sum(r.confidence < threshold for r in routed)
+    cost = sum(
+        _request_cost(
+            config,
+            strongest if r.confidence < threshold else config.routes[r.category].models[0],
+            prompt_tokens,
+            completion_tokens,
+        )
+        for r in routed
+        if r.category in config.routes
+    )
+    baseline = n * _request_cost(config, strongest, prompt_tokens, completion_tokens)
+    latencies = sorted(r.ms for r in routed)
+    return {
+        "n": n,
+        "threshold": threshold,
+        "accuracy": sum(r.label == r.category for r in routed) / n if n else 0.0,
+        "macro_f1": statistics.fmean(per_label[c]["f1"] for c in present) if present else 0.0,
+        "under_routing": under / len(harder) if harder else 0.0,
+        "fallback_share": fallback / n if n else 0.0,
+        "cost_ratio": cost / baseline if baseline else 0.0,
+        "p50_ms": _percentile(latencies, 0.50),
+        "p99_ms": _percentile(latencies, 0.99),
+        "cheapest_route": cheap,
+        "per_label": per_label,
+        "confusion": confusion,
+    }
+
+
+def _percentile(ordered: Sequence[float], q: float) -> float:
+    if not ordered:
+        return 0.0
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def choose_threshold(routed: Sequence[Routed], cheap: str, max_under_routing: float) -> tuple[float, float, float]:
+    """(threshold, under-routing, fallback share): the lowest threshold whose under-routing is within the bound.
+
+    Raising the threshold only moves decisions to the strongest model, so under-routing falls and fallback grows
+    with it: the lowest threshold that meets the bound has the least fallback."""
+    harder = max(1, sum(r.label != cheap for r in routed))
+    n = max(1, len(routed))
+    # Candidate thresholds: 0, and just above each confidence of an under-routed item (sending it to fallback), on a
+    # 1e-4 grid so that the value written to a config is exactly the one measured.
+    candidates = sorted(
+        {
+            0.0,
+            *(
+                min(1.0, math.floor(r.confidence * 1e4) / 1e4 + 1e-4)
+                for r in routed
+                if r.label != cheap and r.category == cheap
+            ),
+        }
+    )
+    for t in candidates:
+        under = sum(r.label != cheap and r.category == cheap and r.confidence >= t for r in routed) / harder
+        if under <= max_under_routing:
+            return t, under, sum(r.confidence < t for r in routed) / n
+    return 1.0, 0.0, sum(r.confidence < 1.0 for r in routed) / n
