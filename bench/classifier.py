@@ -127,6 +127,46 @@ def retrain_seconds(encoder: Any, rows: Sequence[dict[str, Any]], exemplars: Seq
     return time.perf_counter() - started
 
 
+FOLLOW_UPS = {
+    "reasoning": [
+        "and in Python?",
+        "what about for negative numbers?",
+        "now do it in JavaScript",
+        "can you make it faster?",
+    ],
+    "tool_use": ["and tomorrow?", "what about in Boston?", "make it louder", "also for Saturday"],
+    "simple": ["and Macbeth?", "what about France?", "why is that?", "tell me more"],
+}
+
+
+def context_figures(test: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """Synthetic two-turn conversations on the shipped head: a test item after an unrelated turn (should keep its
+    route), and a vague follow-up after a test item (should take that item's route)."""
+    import random
+
+    from triage._classifier import ClassifyInput
+    from triage._local import LocalClassifier
+
+    classifier = LocalClassifier.load()
+    rng = random.Random(0)
+    kept = alone = 0
+    for row in test:
+        other = rng.choice([r for r in test if r["label"] != row["label"]])
+        kept += classifier.predict(ClassifyInput(row["text"], (other["text"],))).category == row["label"]
+    followed = total = 0
+    for label, phrases in FOLLOW_UPS.items():
+        for prior in [r["text"] for r in test if r["label"] == label][:50]:
+            for phrase in phrases:
+                total += 1
+                followed += classifier.predict(ClassifyInput(phrase, (prior,))).category == label
+                alone += classifier.predict(ClassifyInput(phrase)).category == label
+    return {
+        "clear_after_unrelated": kept / len(test),
+        "follow_up_with_context": followed / total,
+        "follow_up_alone": alone / total,
+    }
+
+
 def startup() -> dict[str, float]:
     """A fresh interpreter: import, load the shipped head, one decision; wall time and peak RSS."""
     # Peak RSS from /proc (VmHWM): getrusage's ru_maxrss survives exec, so a child would report its parent's peak.
@@ -217,6 +257,7 @@ def main() -> None:
         print(f"{source:<12}" + "".join(f"{results[n]['loso_accuracy_by_source'][source]:19.3f}" for n in results))
     boot = startup()
     boot["retrain_s"] = retrain_seconds(encoder, rows, exemplars)
+    context = context_figures(test)
     print(
         f"\ntriage start-up (fresh process, shipped head, one decision): {boot['startup_s']:.2f} s, peak RSS "
         f"{boot['rss_mb']:.0f} MB ({boot['classifier_rss_mb']:.0f} MB over an interpreter with numpy)"
@@ -231,6 +272,7 @@ def main() -> None:
             for key in ("test_macro_f1", "exemplars_only_macro_f1", "loso_macro_f1", "p50_ms", "p99_ms")
         }
     summary["startup"] = boot
+    summary["context"] = context
     summary["seconds"] = time.perf_counter() - started
     print(json_line(summary))
 

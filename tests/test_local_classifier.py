@@ -13,6 +13,7 @@ from triage._config import load_config
 from triage._exceptions import ConfigError
 from triage._features import Encoder, FeatureSpec, Featurizer
 from triage._head import Head, fit_temperature, train_head
+from triage._lexical import follow_up_score
 from triage._local import LocalClassifier
 from triage._softmax import log_softmax
 from triage._train import load_exemplars
@@ -122,6 +123,8 @@ def test_a_follow_up_keeps_its_topic(local: LocalClassifier) -> None:
         with_context = local.predict(ClassifyInput(follow_up, (prior,)))
         assert with_context.category == category, (follow_up, with_context.scores)
         assert with_context.scores[category] > alone.scores[category]
+    assert follow_up_score("and in Python?") == follow_up_score("make it faster") == 1.0
+    assert follow_up_score("Turn off the kitchen lights") == 0.0
     # A clear new request is not dragged back to the previous topic.
     switched = local.predict(ClassifyInput("Turn off the kitchen lights", ("Write a quicksort in C",)))
     assert switched.category == "tool_use"

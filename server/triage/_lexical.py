@@ -21,7 +21,7 @@ from itertools import pairwise
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["LEXICAL_NAMES", "lexical_features", "lexical_matrix", "strip_politeness"]
+__all__ = ["LEXICAL_NAMES", "follow_up_score", "lexical_features", "lexical_matrix", "strip_politeness"]
 
 _I = re.IGNORECASE
 
@@ -221,3 +221,25 @@ def lexical_features(text: str) -> list[float]:
 
 def lexical_matrix(texts: Sequence[str]) -> npt.NDArray[np.float32]:
     return np.array([lexical_features(t) for t in texts], dtype=np.float32).reshape(len(texts), len(LEXICAL_NAMES))
+
+
+# A turn that leans on the one before: opens with a connective ("and in Python?", "what about Boston?"), or is short
+# and points back ("make it faster", "turn it off").
+_CONNECTIVE = re.compile(
+    r"^\s*(and|also|what about|how about|now|then|same|but|or|plus|instead|what if|ok(ay)?,? and|so|make it|do it|"
+    r"again)\b",
+    _I,
+)
+_ANAPHORA = re.compile(
+    r"\b(it|that|this|those|these|them|one|ones|there|same|instead|too|also|again|another|more|"
+    r"else|other)\b",
+    _I,
+)
+
+
+def follow_up_score(text: str) -> float:
+    """1.0 for a turn that reads as a follow-up, 0.5 for a bare fragment of up to three words, else 0.0."""
+    words = len(text.split())
+    if _CONNECTIVE.search(text) or (words <= 6 and _ANAPHORA.search(text)):
+        return 1.0
+    return 0.5 if words <= 3 else 0.0

@@ -5,9 +5,13 @@ calibrated confidence (see `_features` and `_head`).
     LocalClassifier.load("heads/v0003/head.npz", categories=config.categories)
     LocalClassifier.from_config(config)    # classifier.head, or the default
 
-A request's prior user turns steer a vague follow-up ("and in Python?") without overruling a clear new request:
-the last turn's logits plus a fraction of each prior turn's (bias excluded), decaying with distance, so a confident
-last turn keeps its own route while an ambiguous one inherits its topic's.
+A request's prior user turns steer a follow-up ("and in Python?") without overruling a clear new request: when the
+last turn reads as a follow-up (`_lexical.follow_up_score`: a connective, or short and pointing back), its logits
+get the prior turns' evidence (their logits minus the bias) added: the most recent at `CONTEXT_WEIGHT` (halved when
+the follow-up is sure of itself alone), older ones decaying. Measured on dev.jsonl's test split with synthetic
+conversations: a clear request after an unrelated turn keeps its route 96.7% of the time (97.5% alone); a vague
+follow-up after a turn of its topic takes that topic's route 96.7% (67% alone). Blending every turn by the last
+one's uncertainty alone dragged clear requests along far more (75% kept at a weight giving 95% on follow-ups).
 
 Work per text is bounded (`_features.clip_text`): ~0.2 ms for a typical request, ~1.5 ms at the cap. `classify`
 runs inline on the event loop unless the turns add up to more than `_INLINE_CHARS`; then it goes to a thread.
@@ -30,7 +34,7 @@ from ._exceptions import ConfigError
 from ._features import CLIPPED_CHARS as _CLIPPED
 from ._features import Encoder, Featurizer, clip_text
 from ._head import Head, train_head
-from ._lexical import lexical_features
+from ._lexical import follow_up_score, lexical_features
 from ._prototypes import prototype_features
 
 if TYPE_CHECKING:
@@ -38,8 +42,8 @@ if TYPE_CHECKING:
 
 __all__ = ["CONTEXT_DECAY", "CONTEXT_WEIGHT", "Head", "LocalClassifier", "default_head_path", "train_head"]
 
-# Weight of the most recent prior turn's evidence relative to the last turn's, and the factor per older turn.
-CONTEXT_WEIGHT = 0.6
+# Weight of the most recent prior turn's evidence relative to a follow-up's own, and the factor per older turn.
+CONTEXT_WEIGHT = 1.0
 CONTEXT_DECAY = 0.5
 # Beyond this many characters over all turns (each clipped as the features clip it), classification may take over
 # a millisecond (~0.7 ms per 1,000 characters here): run it in a thread.
@@ -120,9 +124,13 @@ class LocalClassifier:
         return z
 
     def context_logits(self, request: ClassifyInput) -> npt.NDArray[np.float64]:
-        """The last turn's logits plus the prior turns' evidence (logits minus bias), most recent weighted most."""
+        """The last turn's logits plus, for a follow-up, the prior turns' evidence (logits minus bias)."""
         z = self.logits(request.last_user)
-        weight = self.context_weight
+        if not request.prior_user:
+            return z
+        # A follow-up that is sure of itself on its own takes half the context; an unsure one, all of it.
+        doubt = (1.0 - float(self.head.calibrated(z).max())) / (1.0 - 1.0 / len(self.head.categories))
+        weight = self.context_weight * follow_up_score(request.last_user) * min(1.0, max(0.5, 3.0 * doubt))
         for turn in reversed(request.prior_user):
             if weight < 1e-3:
                 break
