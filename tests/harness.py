@@ -40,6 +40,8 @@ def gateway_config(sim_url: str, **overrides: Any) -> TriageConfig:
             "tool_use": {"models": ["cheap", "strong"]},
         },
         "strongest": "strong",
+        # The deterministic rules layer alone: tests about the request path should not depend on a learned head.
+        "classifier": {"kind": "rules"},
         "server": {"cooldown_after_failures": 2, "cooldown_seconds": 30, "max_retry_after": 1},
         # A fresh SQLite file per config: tests never share decision records (or litter the working tree).
         "store": {"path": str(Path(tempfile.mkdtemp(prefix="triage-test-")) / "triage.db")},

@@ -26,6 +26,8 @@ from ._exceptions import (
     UpstreamStatusError,
     UpstreamTimeout,
 )
+from ._head import Head, train_head
+from ._local import LocalClassifier
 from ._middleware import TriageMiddleware
 
 __version__ = "0.1.0"
@@ -39,8 +41,10 @@ __all__ = [
     "ClassifyInput",
     "ConfigError",
     "Decision",
+    "Head",
     "InvalidRequest",
     "LayerTiming",
+    "LocalClassifier",
     "NotFound",
     "Overloaded",
     "PayloadTooLarge",
@@ -62,4 +66,5 @@ __all__ = [
     "build_classifier",
     "create_app",
     "load_config",
+    "train_head",
 ]

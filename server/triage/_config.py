@@ -91,7 +91,8 @@ class LLMClassifierConfig(_Strict):
 
 
 class ClassifierConfig(_Strict):
-    kind: Literal["rules", "local", "cascade"] = "rules"
+    # rules -> local head -> (with `llm` set, for the unsure) LLM classifier.
+    kind: Literal["rules", "local", "cascade"] = "cascade"
     threshold: float = Field(0.5, ge=0, le=1, description="below this confidence, route to the strongest model")
     context_turns: int = Field(2, ge=0, le=16)
     head: str | None = Field(None, description="path of a trained head; None: the shipped default")
