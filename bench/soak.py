@@ -1,10 +1,11 @@
 """Soak: N concurrent streaming requests held for M minutes through Triage to the simulator (issue 8).
 
 The simulator and Triage (`triage serve`) run in processes of their own on free loopback ports; this process is
-the client. `--concurrency` workers each send one streamed request after another until `--minutes` are up (starts
-spread over a ramp), 80% on `/v1/chat/completions`, 20% on `/v1/triage/chat`, over three prompts that route to
-three models. Of the requests, 5% are slow readers (64 bytes every 250 ms: slower than the stream is written) and
-5% disconnect after a few tokens. The run is bounded: no request starts after the time is up or past
+the client. `--concurrency` workers each send one streamed request after another until `--minutes` are up
+(starts spread over one stream's length and stream lengths varied, so requests arrive at a steady rate rather than
+in waves), 80% on `/v1/chat/completions`, 20% on `/v1/triage/chat`, over three prompts that route to three models.
+Of the requests, 5% are slow readers (32 bytes every 250 ms: slower than the stream is written) and 5% disconnect
+after a few tokens. The run is bounded: no request starts after the time is up or past
 `--max-requests`, each has a timeout, and the script stops by itself.
 
 Every request ends as one of: ok, ok (slow reader), disconnected (by us: expected), or an unexpected error (any
@@ -147,11 +148,14 @@ class Load:
             dialect = "ui" if rng.random() < 0.2 else "openai"
             self.tally.in_flight += 1
             try:
-                await self.one(kind, dialect, rng.choice(PROMPTS), rng.randint(1, 8))
+                # Lengths vary (max_tokens from half the answer to all of it), so streams started together do not
+                # stay in step and arrive again together: a wave of starts is a burst Triage must absorb at once.
+                tokens = rng.randint(max(1, self.args.completion_tokens // 2), max(1, self.args.completion_tokens))
+                await self.one(kind, dialect, rng.choice(PROMPTS), rng.randint(1, 8), tokens)
             finally:
                 self.tally.in_flight -= 1
 
-    async def one(self, kind: str, dialect: str, prompt: str, drop_after: int) -> None:
+    async def one(self, kind: str, dialect: str, prompt: str, drop_after: int, max_tokens: int | None = None) -> None:
         import aiohttp
 
         messages = [{"role": "user", "content": prompt}]
@@ -160,6 +164,8 @@ class Load:
             path, body = "/v1/triage/chat", {"messages": messages}
         else:
             path, body = "/v1/chat/completions", {"model": "auto", "stream": True, "messages": messages}
+        if max_tokens is not None:
+            body["max_tokens"] = max_tokens
         content, end = _CONTENT[dialect], _END[dialect]
         tally = self.tally
         started = time.perf_counter()
@@ -172,7 +178,7 @@ class Load:
                 pieces = 0
                 tail = b""
                 while True:
-                    data = await (response.content.read(64) if kind == "slow" else response.content.readany())
+                    data = await (response.content.read(32) if kind == "slow" else response.content.readany())
                     if not data:
                         break
                     window = tail + data
@@ -231,9 +237,11 @@ async def soak(args: argparse.Namespace, triage: Server, sim: Server) -> dict[st
         start = probe(triage, 0.0, 0)
         start.fds = baseline_fds
         began = time.monotonic()
+        cpu0 = {"triage": triage.cpu_seconds(), "sim": sim.cpu_seconds(), "client": _own_cpu()}
         load.stop_at = began + args.minutes * 60
         warm_at = began + args.warmup
-        ramp = min(10.0, args.warmup / 2)
+        # Starts spread over one stream's length: a steady rate of new requests, not a wave.
+        ramp = min(args.completion_tokens / max(args.tokens_per_s, 1e-9), args.warmup / 2)
         workers = [asyncio.ensure_future(load.worker(i, ramp * i / args.concurrency))
                    for i in range(args.concurrency)]
         samples: list[Sample] = []
@@ -261,6 +269,8 @@ async def soak(args: argparse.Namespace, triage: Server, sim: Server) -> dict[st
                 load.tally.fail("hard_stop", f"{cut} requests cut at the hard stop")
                 break
         wall = time.monotonic() - began
+        cpu = {"triage": triage.cpu_seconds(), "sim": sim.cpu_seconds(), "client": _own_cpu()}
+        cores = {name: round((cpu[name] - cpu0[name]) / wall, 2) for name in cpu}
     end = end or samples[-1]
     warm = warm or samples[0]
     sim_stats = await _sim_stats(sim, within=30)
@@ -270,7 +280,13 @@ async def soak(args: argparse.Namespace, triage: Server, sim: Server) -> dict[st
     print(drained.row("drained"), flush=True)
     return {"tally": load.tally, "start": start, "warm": warm, "end": end, "drained": drained,
             "peak_fds": max(s.fds for s in samples), "peak_rss": max(s.rss for s in samples), "wall": wall,
+            "cores": cores, "triage_cpu_s": cpu["triage"] - cpu0["triage"],
             "sim": sim_stats}
+
+
+def _own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _get_json(url: str) -> dict[str, Any]:
@@ -319,6 +335,9 @@ def report(args: argparse.Namespace, result: dict[str, Any], triage: Server) -> 
     print(f"  Triage fds: baseline {start.fds}, peak {result['peak_fds']}, drained {drained.fds}; threads "
           f"{start.threads} -> {drained.threads}; asyncio tasks: "
           f"{'not exported' if drained.tasks is None else f'{start.tasks} -> {drained.tasks}'}")
+    cores = result["cores"]
+    print(f"  CPU in cores while loaded: Triage {cores['triage']}, simulator {cores['sim']}, this client "
+          f"{cores['client']}; Triage {result['triage_cpu_s'] / done * 1000:.1f} CPU-s per 1,000 requests")
     print(f"  Triage log: {log_errors} error lines" + (f", first: {log_sample}" if log_sample else ""))
     growth = end.rss / warm.rss
     fds_ratio = drained.fds / start.fds
@@ -345,6 +364,8 @@ def report(args: argparse.Namespace, result: dict[str, Any], triage: Server) -> 
         "fds_end_over_baseline": round(fds_ratio, 4),
         "threads_start": start.threads, "threads_end": drained.threads,
         "tasks_start": start.tasks, "tasks_end": drained.tasks,
+        "cores_triage": cores["triage"], "cores_sim": cores["sim"], "cores_client": cores["client"],
+        "triage_cpu_s_per_1k": round(result["triage_cpu_s"] / done * 1000, 2),
         "triage_log_error_lines": log_errors, "goals": goals,
     }
 
@@ -362,10 +383,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=10.0, help="how long the load is held")
     parser.add_argument("--concurrency", type=int, default=2000, help="streams in flight")
     parser.add_argument("--warmup", type=float, default=0.0,
-                        help="seconds before the 'after warm-up' sample (0: max(30, 10%% of the run), at most half)")
+                        help="seconds before the 'after warm-up' sample (0: max(30, 10%% of the run, two streams' "
+                             "length), at most half the run)")
     parser.add_argument("--ttft-ms", type=float, default=200.0, help="the simulator's time to first token")
-    parser.add_argument("--tokens-per-s", type=float, default=2.0, help="per stream: 40 tokens take 20 s")
-    parser.add_argument("--completion-tokens", type=int, default=40)
+    # A minute per stream: 2,000 streams are then ~33 requests and ~2,000 chunks a second, which one Triage process
+    # holds on a 2-core machine beside the simulator and this client (twice that, 20 s streams, it could not).
+    parser.add_argument("--tokens-per-s", type=float, default=1.0, help="per stream")
+    parser.add_argument("--completion-tokens", type=int, default=60)
     parser.add_argument("--slow", type=float, default=0.05, help="share of slow readers")
     parser.add_argument("--drop", type=float, default=0.05, help="share of client disconnects")
     parser.add_argument("--max-requests", type=int, default=0, help="no request starts past it (0: 1000 x c)")
@@ -374,7 +398,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     seconds = args.minutes * 60
-    args.warmup = args.warmup or min(max(30.0, seconds / 10), seconds / 2)
+    stream_s = args.completion_tokens / max(args.tokens_per_s, 1e-9)
+    # Past the ramp and one more stream's length: the "after warm-up" sample is taken in the steady state.
+    args.warmup = args.warmup or min(max(30.0, seconds / 10, 2 * stream_s), seconds / 2)
     args.max_requests = args.max_requests or 1000 * args.concurrency
     limit = raise_fd_limit(args.concurrency)
     if limit < 2 * args.concurrency + 256:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import socket
 import time
 from collections.abc import Iterator
@@ -136,6 +137,14 @@ async def test_connect_refused(upstream: SimControl, dialect: str) -> None:
     with run_triage(gateway_config(upstream.url, routes={"simple": {"models": ["offline", "cheap"]}})) as server:
         outcome = await ask(server.url, dialect)
     assert outcome.complete and outcome.model == "cheap"
+
+
+async def test_connect_refused_by_every_model_is_502(upstream: SimControl) -> None:
+    """Every provider of the chain refuses the connection: 502 `upstream_error` (cannot reach), not a 504: nothing
+    timed out, and a client that reads 504 as "try later with a longer timeout" would wait for nothing."""
+    with run_triage(gateway_config(upstream.url)) as server:
+        outcome = await ask(server.url, "json", model="offline")
+    assert outcome.status == 502 and outcome.error["type"] == "upstream_error", outcome.body
 
 
 @pytest.mark.parametrize("dialect", ["openai", "ui"])
@@ -281,10 +290,8 @@ def stop_reading(url: str, path: str, body: dict[str, Any]) -> socket.socket:
     return sock
 
 
-@pytest.mark.parametrize("dialect", ["openai", "ui"])
-async def test_client_that_stops_reading(upstream: SimControl, dialect: str) -> None:
-    """A client that stops reading mid-stream (without closing): once a send has waited `server.send_timeout`, Triage
-    drops the connection, closes the upstream request (the simulator counts it cancelled), and frees the slot."""
+async def stall_a_reader(upstream: SimControl, dialect: str) -> None:
+    """A client stops reading mid-stream; returns once Triage has dropped it."""
     # 16 MB paced over 10 s, in 16 kB words: loopback buffers toward the client (~3 MB here) fill within 2 s, while
     # the simulator, which keeps time, is still far from its end, whatever the buffers between it and Triage hold.
     upstream.behave("cheap", reply=(" " + "x" * 16_000) * 1000, tokens_per_s=100)
@@ -305,3 +312,18 @@ async def test_client_that_stops_reading(upstream: SimControl, dialect: str) -> 
                     pass
         finally:
             sock.close()
+
+
+@pytest.mark.parametrize("dialect", ["openai", "ui"])
+async def test_client_that_stops_reading(upstream: SimControl, dialect: str) -> None:
+    """A client that stops reading mid-stream (without closing): once a send has waited `server.send_timeout`, Triage
+    drops the connection, closes the upstream request (the simulator counts it cancelled), and frees the slot."""
+    await stall_a_reader(upstream, dialect)
+
+
+async def test_dropping_a_reader_that_stopped_is_not_an_error(
+    upstream: SimControl, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Dropping a client that stopped reading is Triage doing its job: no ERROR record, no traceback."""
+    await stall_a_reader(upstream, "openai")
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
