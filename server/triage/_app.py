@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 import anyio
 from sse_starlette import EventSourceResponse
+from sse_starlette.sse import SendTimeoutError
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
@@ -47,6 +48,7 @@ from ._sqlite_store import SQLiteStore
 from ._store import Store
 from ._structured import IncrementalJSONParser
 from ._structured_schema import SchemaValidator
+from ._types import Receive, Scope, Send
 from ._ui_stream import ui_events
 
 __all__ = ["create_app"]
@@ -132,10 +134,23 @@ def _sse(gateway: Gateway, answer: Answer[Any], body: AsyncIterator[bytes], head
     # answer ends itself a little earlier, so the client gets an explicit error event rather than a silent cut.
     shutdown = anyio.Event()
     answer.drain_on(shutdown, max(0.0, server.shutdown_grace - 0.5))
-    return EventSourceResponse(
+    return _EventStream(
         body, headers=headers, ping=server.ping_interval, send_timeout=server.send_timeout, sep="\n",
         background=BackgroundTask(answer.aclose), shutdown_event=shutdown, shutdown_grace_period=server.shutdown_grace,
     )
+
+
+class _EventStream(EventSourceResponse):
+    """sse-starlette's response, where a client that stopped reading is dropped quietly: past `send_timeout` the
+    send fails with SendTimeoutError, which is Triage doing its job, not an error to log with a traceback."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except SendTimeoutError:
+            logger.info("dropped a client that read nothing for %ss", self.send_timeout)
+            if self.background is not None:
+                await self.background()  # skipped by the base class when the stream fails: close the upstream
 
 
 async def chat_completions(request: Request) -> Response:

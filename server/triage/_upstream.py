@@ -67,6 +67,16 @@ def _tls_context() -> ssl.SSLContext:
     return httpx2.create_ssl_context()
 
 
+def _refused(exc: BaseException) -> bool:
+    """Whether a connection refusal lies anywhere in `exc`'s chain of causes."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ConnectionRefusedError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def has_token(chunk: Chunk) -> bool:
     """Whether a chunk carries the answer's first token: content, a tool call, a refusal, or its end."""
     for choice in chunk.get("choices") or ():
@@ -272,6 +282,9 @@ class Upstreams:
         except UpstreamError:
             raise
         except openai.APITimeoutError as exc:
+            if _refused(exc):
+                # aiohttp's transport reports a refused connection as a connect timeout: nothing timed out.
+                raise UpstreamConnectError(f"cannot reach model {model!r}: connection refused", model=model) from exc
             raise UpstreamTimeout(f"model {model!r} timed out", model=model) from exc
         except openai.APIStatusError as exc:
             status = exc.status_code
