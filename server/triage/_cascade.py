@@ -115,7 +115,7 @@ class CascadeClassifier:
         local_started = time.perf_counter()
         try:
             decision = await self._local.classify(request)
-        except Exception as exc:
+        except Exception as exc:  # ClassifierError above all, but no LLM failure may fail a request
             layers.append(LayerTiming("local", _ms_since(local_started)))
             if self._llm is None:
                 raise ClassifierError(f"the local classifier failed: {type(exc).__name__}") from exc
@@ -132,7 +132,7 @@ class CascadeClassifier:
         started = time.perf_counter()
         try:
             answer = await self._llm.classify(request)
-        except Exception as exc:  # noqa: BLE001  (ClassifierError above all, but no LLM failure may fail a request)
+        except Exception as exc:  # ClassifierError above all, but no LLM failure may fail a request
             ms = _ms_since(started)
             logger.info("llm layer failed after %.0f ms (%s); keeping the local decision", ms, type(exc).__name__)
             layers = (*decision.layers, LayerTiming("llm", ms))

@@ -16,12 +16,12 @@ from typing import Protocol, runtime_checkable
 from ._types import ChatMessage
 
 __all__ = [
-    "SIMPLE",
-    "REASONING",
-    "TOOL_USE",
     "DEFAULT_CATEGORIES",
-    "ClassifyInput",
+    "REASONING",
+    "SIMPLE",
+    "TOOL_USE",
     "Classifier",
+    "ClassifyInput",
     "Decision",
     "LayerTiming",
     "RulesClassifier",
