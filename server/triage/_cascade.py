@@ -115,7 +115,7 @@ class CascadeClassifier:
         local_started = time.perf_counter()
         try:
             decision = await self._local.classify(request)
-        except Exception as exc:  # ClassifierError above all, but no LLM failure may fail a request
+        except Exception as exc:  # whatever broke the local layer, the LLM may stand in
             layers.append(LayerTiming("local", _ms_since(local_started)))
             if self._llm is None:
                 raise ClassifierError(f"the local classifier failed: {type(exc).__name__}") from exc
