@@ -6,6 +6,8 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from harness import SimControl
+
 from triage._background import BackgroundServer
 from triage._sim import create_sim_app
 
@@ -25,3 +27,15 @@ def sim_url(sim: BackgroundServer) -> str:
     """The simulator's base URL (no `/v1`), with stats zeroed and per-model behaviours cleared for this test."""
     httpx.post(f"{sim.url}/sim/reset", params={"behaviours": "true"}).raise_for_status()
     return sim.url
+
+
+@pytest.fixture(scope="session")
+def sim_server(sim: BackgroundServer) -> BackgroundServer:
+    """The session's simulator, by the name the gateway tests use."""
+    return sim
+
+
+@pytest.fixture
+def sim_control(sim_url: str) -> SimControl:
+    """The simulator's control endpoints, reset for this test."""
+    return SimControl(sim_url)

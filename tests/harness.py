@@ -82,23 +82,3 @@ class SimControl:
 
     def reset(self) -> None:
         httpx.post(f"{self.url}/sim/reset", params={"behaviours": "true"}).raise_for_status()
-
-
-# -- fixtures (imported by the test modules that use them) ----------------------------------------------------
-
-import pytest  # noqa: E402
-
-from triage._sim import create_sim_app  # noqa: E402
-
-
-@pytest.fixture(scope="session")
-def sim_server() -> Iterator[BackgroundServer]:
-    with BackgroundServer(create_sim_app()) as server:
-        yield server
-
-
-@pytest.fixture
-def sim_control(sim_server: BackgroundServer) -> SimControl:
-    control = SimControl(sim_server.url)
-    control.reset()
-    return control

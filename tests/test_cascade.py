@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator, Sequence
 
 import openai
 import pytest
-from harness import SimControl, gateway_config, run_triage, sim_control, sim_server
+from harness import SimControl, gateway_config, run_triage
+
 from triage import ClassifierError, ClassifyInput, ConfigError, Decision, LayerTiming, RulesClassifier
 from triage._background import BackgroundServer
 from triage._cascade import CascadeClassifier, build_classifier
@@ -18,7 +19,6 @@ from triage._policy import plan_route
 from triage._speculation import StagedClassifier
 
 # The harness's fixtures, imported by name so pytest finds them here.
-FIXTURES = (sim_control, sim_server)
 
 MODEL = "clf"
 FAST = {"ttft_ms": 0, "tokens_per_s": 0}

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import openai
 import pytest
-from harness import SimControl, gateway_config, run_triage, sim_control, sim_server  # noqa: F401
+from harness import SimControl, gateway_config, run_triage
 
 from triage._background import BackgroundServer
 
@@ -140,12 +140,11 @@ async def test_failure_after_first_token_is_an_explicit_error_without_done(
 
 async def test_client_disconnect_cancels_the_upstream(triage: BackgroundServer, sim_control: SimControl) -> None:
     sim_control.behave("cheap", tokens_per_s=20, completion_tokens=400)
-    async with httpx.AsyncClient(timeout=10) as http:
-        async with http.stream("POST", triage.url + "/v1/chat/completions",
-                               json={"model": "auto", "messages": USER, "stream": True}) as response:
-            async for line in response.aiter_lines():
-                if '"content"' in line:
-                    break
+    async with httpx.AsyncClient(timeout=10) as http, http.stream("POST", triage.url + "/v1/chat/completions",
+                           json={"model": "auto", "messages": USER, "stream": True}) as response:
+        async for line in response.aiter_lines():
+            if '"content"' in line:
+                break
     for _ in range(100):
         if sim_control.stats()["cancelled"] == 1:
             break

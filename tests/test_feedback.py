@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
-from harness import SimControl, gateway_config, sim_control, sim_server  # noqa: F401
+from harness import SimControl, gateway_config
 from starlette.applications import Starlette
 from test_store import make_record
 
@@ -323,7 +323,7 @@ async def test_stats_include_records_still_queued(tmp_path: Path) -> None:
         await gateway.stop()
 
 
-async def test_a_routed_request_can_be_corrected_and_counted(sim_control: SimControl, tmp_path: Path) -> None:  # noqa: F811
+async def test_a_routed_request_can_be_corrected_and_counted(sim_control: SimControl, tmp_path: Path) -> None:
     """The whole loop on the app as shipped: answer, record (queued off the request path), correct, count."""
     config = gateway_config(
         sim_control.url, store={"path": str(tmp_path / "triage.db")},

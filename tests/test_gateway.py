@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import openai
 import pytest
-from harness import SimControl, gateway_config, run_triage, sim_control, sim_server  # noqa: F401
+from harness import SimControl, gateway_config, run_triage
 
 from triage._background import BackgroundServer
 
@@ -61,12 +61,11 @@ async def test_streaming_answer_ends_with_done(client: openai.AsyncOpenAI, triag
     assert models == {"strong"}
     assert "".join(text)
     # On the wire: the last event is [DONE], and no usage chunk the client did not ask for.
-    async with httpx.AsyncClient() as http:
-        async with http.stream("POST", triage.url + "/v1/chat/completions",
-                               json={"model": "auto", "messages": USER, "stream": True}) as response:
-            assert response.headers["content-type"].startswith("text/event-stream")
-            assert response.headers["x-triage-model"] == "cheap"
-            events = [line async for line in response.aiter_lines() if line.startswith("data: ")]
+    async with httpx.AsyncClient() as http, http.stream("POST", triage.url + "/v1/chat/completions",
+                           json={"model": "auto", "messages": USER, "stream": True}) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        assert response.headers["x-triage-model"] == "cheap"
+        events = [line async for line in response.aiter_lines() if line.startswith("data: ")]
     assert events[-1] == "data: [DONE]"
     assert all('"usage":{' not in e for e in events)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from harness import SimControl, gateway_config, run_triage, sim_control, sim_server  # noqa: F401
+from harness import SimControl, gateway_config, run_triage
 
 from triage._auth import hash_key
 

@@ -11,14 +11,14 @@ from typing import Any
 
 import openai
 import pytest
-from harness import SimControl, sim_control, sim_server
+from harness import SimControl
+
 from triage import ClassifierError, ClassifyInput, ConfigError
 from triage._background import BackgroundServer
 from triage._llm_classifier import DEFAULT_EXAMPLES, NO_LOGPROBS_CONFIDENCE, LLMClassifier, system_prompt
 from triage._logprobs import TokenLogprob, category_scores
 
 # The harness's fixtures, imported by name so pytest finds them here.
-FIXTURES = (sim_control, sim_server)
 
 CATEGORIES = ("simple", "reasoning", "tool_use")
 MODEL = "clf"

@@ -8,7 +8,7 @@ import fastapi
 import httpx
 import openai
 import pytest
-from harness import SimControl, gateway_config, sim_control, sim_server  # noqa: F401
+from harness import SimControl, gateway_config
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, StreamingResponse

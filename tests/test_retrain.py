@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from harness import SimControl, gateway_config, sim_control, sim_server  # noqa: F401
+from harness import SimControl, gateway_config
 from test_feedback import KEYS, LoopGateway, auth, learning_app
 from test_store import make_record
 
@@ -89,7 +89,7 @@ async def _stream(http: httpx.AsyncClient, i: int) -> tuple[int, str]:
     return response.status_code, lines[-1] if lines else ""
 
 
-async def test_reload_while_streaming_fails_nothing(sim_control: SimControl, tmp_path: Path) -> None:  # noqa: F811
+async def test_reload_while_streaming_fails_nothing(sim_control: SimControl, tmp_path: Path) -> None:
     sim_control.behave("cheap", ttft_ms=20, tokens_per_s=100, completion_tokens=40)  # streams of ~0.4 s
     config = gateway_config(
         sim_control.url, store={"path": str(tmp_path / "triage.db")},

@@ -7,7 +7,7 @@ import logging
 import httpx
 import openai
 import pytest
-from harness import SimControl, gateway_config, run_triage, sim_control, sim_server  # noqa: F401
+from harness import SimControl, gateway_config, run_triage
 
 SECRET = "sk-test-Secr3tKeyThatMustNeverLeak-0123456789"
 

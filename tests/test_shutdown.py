@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 import yaml
-from harness import SimControl, gateway_config, sim_control, sim_server  # noqa: F401
+from harness import SimControl, gateway_config
 
 
 def free_port() -> int:

@@ -16,6 +16,7 @@ import openai
 import pytest
 from pydantic import BaseModel, Field
 from starlette.applications import Starlette
+
 from triage._background import BackgroundServer
 from triage._sim import SimBehaviour, SimConfig, create_sim_app, load_sim_config
 

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from harness import SimControl, gateway_config, run_triage, sim_control, sim_server  # noqa: F401
+from harness import SimControl, gateway_config, run_triage
 
 from triage import ClassifyInput, Decision
 from triage._classifier import DEFAULT_CATEGORIES, SIMPLE

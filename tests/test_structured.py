@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import pytest
+
 from triage import _jsonpatch, _structured, _structured_schema
 from triage._exceptions import StructuredOutputError, UnprocessableRequest
 from triage._jsonpatch import JSONValue, Patch, apply_patch, coalesce, escape_token, split_pointer

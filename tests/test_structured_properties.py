@@ -11,6 +11,7 @@ import partial_json_parser  # type: ignore[import-untyped]  # ships no py.typed
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from partial_json_parser import Allow
+
 from triage._exceptions import StructuredOutputError
 from triage._jsonpatch import JSONValue, Patch, apply_patch, coalesce
 from triage._structured import IncrementalJSONParser

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
-from harness import SimControl, gateway_config, run_triage, sim_control, sim_server  # noqa: F401
+from harness import SimControl, gateway_config, run_triage
 
 from triage._background import BackgroundServer
 from triage._jsonpatch import apply_patch
