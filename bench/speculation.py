@@ -2,8 +2,9 @@
 others, against the simulator (cheap model 300 ms to first token, LLM classifier 180 ms, and a sweep of both).
 
 "Ideal" is max(classify, cheap TTFT) plus Triage's own overhead, measured in the same run by an arm with no
-classification time. The classifier here is a staged stub whose local pass is always unsure and whose LLM pass sleeps the configured
-time and returns the request's true category: it measures the speculation mechanism, not a classifier.
+classification time. The classifier here is a staged stub whose local pass is always unsure and whose LLM pass
+sleeps the configured time and returns the request's true category: it measures the speculation mechanism, not a
+classifier.
 
     .venv/bin/python bench/speculation.py [--requests 20]
 
