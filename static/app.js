@@ -2,6 +2,7 @@
 // way to correct the route; and a stats view (stats.js). No framework, no build step.
 
 import { readSSE } from "./sse.js";
+import { h } from "./dom.js";
 import { StructuredCard } from "./structured.js";
 import { int, ms, percent, usd } from "./format.js";
 import { session, initStats } from "./stats.js";
@@ -16,17 +17,6 @@ const REASONS = {
 const KEY_STORAGE = "triage.apiKey";
 
 const $ = (selector, root = document) => root.querySelector(selector);
-
-function h(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === undefined || v === null || v === false) continue;
-    if (k === "class") node.className = v;
-    else node.setAttribute(k, v === true ? "" : String(v));
-  }
-  node.append(...children.filter((c) => c !== null && c !== undefined));
-  return node;
-}
 
 // -- the server ------------------------------------------------------------------------------------------------
 

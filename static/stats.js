@@ -2,21 +2,11 @@
 // each as route mix, models, and cost against the all-strong baseline.
 
 import { barChart, lineChart } from "./charts.js";
+import { h } from "./dom.js";
 import { clock, day, int, percent, toDate, usd } from "./format.js";
 
 const KNOWN = ["simple", "reasoning", "tool_use"];
 const catClass = (c) => (KNOWN.includes(c) ? `cat-${c}` : "cat-other");
-
-function h(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === undefined || v === null || v === false) continue;
-    if (k === "class") node.className = v;
-    else node.setAttribute(k, v === true ? "" : String(v));
-  }
-  node.append(...children.filter((c) => c !== null && c !== undefined));
-  return node;
-}
 
 const num = (v) => (typeof v === "number" && Number.isFinite(v) ? v : Number(v) || 0);
 
