@@ -3,20 +3,10 @@
 // generically, so a custom schema still shows.
 
 import { applyPatch, escapeToken, splitPointer } from "./jsonpatch.js";
+import { h } from "./dom.js";
 import { humanize } from "./format.js";
 
 const isObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
-
-function h(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === undefined || v === null || v === false) continue;
-    if (k === "class") node.className = v;
-    else node.setAttribute(k, v === true ? "" : String(v));
-  }
-  node.append(...children);
-  return node;
-}
 
 /** A value of any JSON type as DOM; `key` picks a list style ("steps" are numbered). */
 function renderValue(value, key, onAsk) {
