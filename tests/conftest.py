@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
+import openai
 import pytest
-from harness import SimControl
+from harness import SimControl, gateway_config, run_triage
 
 from triage._background import BackgroundServer
 from triage._sim import create_sim_app
@@ -39,3 +40,20 @@ def sim_server(sim: BackgroundServer) -> BackgroundServer:
 def sim_control(sim_url: str) -> SimControl:
     """The simulator's control endpoints, reset for this test."""
     return SimControl(sim_url)
+
+
+# --- the gateway on the simulator (tests/harness.py) --------------------------------------------------------------
+
+
+@pytest.fixture
+def triage(sim_control: SimControl) -> Iterator[BackgroundServer]:
+    """A fresh Triage (rules classifier, clean model health and metrics) in front of the session's simulator."""
+    with run_triage(gateway_config(sim_control.url)) as server:
+        yield server
+
+
+@pytest.fixture
+async def client(triage: BackgroundServer) -> AsyncIterator[openai.AsyncOpenAI]:
+    """The official openai client, pointed at `triage`."""
+    async with openai.AsyncOpenAI(base_url=triage.url + "/v1", api_key="unused", max_retries=0) as client:
+        yield client

@@ -86,12 +86,6 @@ def sim_control(sim_url: str) -> SimControl:
     return SimControl(sim_url)
 
 
-@pytest.fixture
-def triage(sim_control: SimControl) -> Iterator[BackgroundServer]:
-    with run_triage(gateway_config(sim_control.url)) as server:
-        yield server
-
-
 # Uncaught JavaScript errors of each open page (a test fails on any).
 PAGE_ERRORS: weakref.WeakKeyDictionary[Page, list[str]] = weakref.WeakKeyDictionary()
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import openai
@@ -14,18 +13,6 @@ from harness import SimControl, gateway_config, run_triage
 from triage._background import BackgroundServer
 
 USER = [{"role": "user", "content": "What is the capital of France?"}]
-
-
-@pytest.fixture
-def triage(sim_control: SimControl) -> Iterator[BackgroundServer]:
-    with run_triage(gateway_config(sim_control.url)) as server:
-        yield server
-
-
-@pytest.fixture
-async def client(triage: BackgroundServer) -> AsyncIterator[openai.AsyncOpenAI]:
-    async with openai.AsyncOpenAI(base_url=triage.url + "/v1", api_key="unused", max_retries=0) as client:
-        yield client
 
 
 async def raw_events(url: str, body: dict[str, object]) -> tuple[int, list[str]]:

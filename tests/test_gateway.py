@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import openai
-import pytest
-from harness import SimControl, gateway_config, run_triage
+from harness import SimControl
 
 from triage._background import BackgroundServer
 
@@ -21,18 +19,6 @@ WEATHER_TOOL = {
         "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
     },
 }
-
-
-@pytest.fixture
-def triage(sim_control: SimControl) -> Iterator[BackgroundServer]:
-    with run_triage(gateway_config(sim_control.url)) as server:
-        yield server
-
-
-@pytest.fixture
-async def client(triage: BackgroundServer) -> AsyncIterator[openai.AsyncOpenAI]:
-    async with openai.AsyncOpenAI(base_url=triage.url + "/v1", api_key="unused", max_retries=0) as client:
-        yield client
 
 
 async def test_non_streaming_answer_is_routed_and_labelled(client: openai.AsyncOpenAI) -> None:

@@ -23,14 +23,12 @@ import schemathesis
 from harness import gateway_config
 from requests.structures import CaseInsensitiveDict
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance, unsupported_method
-from starlette.applications import Starlette
-from starlette.routing import Route
 
 from triage._app import create_app
 from triage._auth import hash_key
 from triage._background import BackgroundServer
 from triage._config import TriageConfig
-from triage._openapi import openapi, openapi_document
+from triage._openapi import openapi_document
 from triage._sim import SimBehaviour, SimConfig, create_sim_app
 
 KEYS = {
@@ -53,13 +51,6 @@ def fuzz_config(sim_url: str, store: Path) -> TriageConfig:
     data["auth"] = {"keys": [{"id": role, "sha256": hash_key(key), "role": role} for role, key in KEYS.items()]}
     data["store"] = {"path": str(store)}
     return TriageConfig(**data)
-
-
-def served_app(config: TriageConfig) -> Starlette:
-    app = create_app(config, ui=False)
-    if all(getattr(route, "path", None) != "/openapi.json" for route in app.routes):
-        app.router.routes.append(Route("/openapi.json", openapi, methods=["GET"]))  # until create_app mounts it
-    return app
 
 
 # The document depends on the config's models, routes and keys, not on where the simulator listens.
@@ -89,7 +80,7 @@ def triage_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     sim = SimConfig(default=SimBehaviour(ttft_ms=0, tokens_per_s=0, completion_tokens=6))
     store = tmp_path_factory.mktemp("fuzz") / "triage.db"
     with BackgroundServer(create_sim_app(sim)) as sim_server, \
-            BackgroundServer(served_app(fuzz_config(sim_server.url, store))) as triage:
+            BackgroundServer(create_app(fuzz_config(sim_server.url, store), ui=False)) as triage:
         yield triage.url
 
 

@@ -3,23 +3,16 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-from harness import SimControl, gateway_config, run_triage
+from harness import SimControl
 
 from triage._background import BackgroundServer
 from triage._jsonpatch import apply_patch
 
 USER = [{"role": "user", "content": "What is the capital of France?"}]
-
-
-@pytest.fixture
-def triage(sim_control: SimControl) -> Iterator[BackgroundServer]:
-    with run_triage(gateway_config(sim_control.url)) as server:
-        yield server
 
 
 async def ui_stream(url: str, body: dict[str, Any]) -> tuple[httpx.Response, list[tuple[str, Any]]]:
