@@ -393,7 +393,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--slow", type=float, default=0.05, help="share of slow readers")
     parser.add_argument("--drop", type=float, default=0.05, help="share of client disconnects")
     parser.add_argument("--max-requests", type=int, default=0, help="no request starts past it (0: 1000 x c)")
-    parser.add_argument("--request-timeout", type=float, default=120.0)
+    # A slow reader takes ~100 s over a 60-token OpenAI stream (~13 kB at 128 B/s): room above that.
+    parser.add_argument("--request-timeout", type=float, default=300.0)
     parser.add_argument("--interval", type=float, default=10.0, help="seconds between samples")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
