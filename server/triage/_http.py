@@ -102,7 +102,11 @@ async def http_error_handler(request: Request, exc: Exception) -> Response:
     error = TriageError(str(exc.detail))
     error.status_code = exc.status_code
     error.error_type = "invalid_request_error"
-    return error_response(error)
+    response = error_response(error)
+    # Starlette puts a 405's `Allow` on the exception; RFC 9110 (15.5.6) requires it on the response.
+    if exc.headers:
+        response.headers.update(exc.headers)
+    return response
 
 
 async def unexpected_error_handler(request: Request, exc: Exception) -> Response:

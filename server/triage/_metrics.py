@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+import asyncio
+import math
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 __all__ = ["Metrics"]
 
@@ -47,5 +50,15 @@ class Metrics:
             "triage_speculative_wasted_tokens", "Tokens spent on cancelled speculative streams.", ["kind"], registry=r
         )
 
+        # Leak checks (bench/soak.py) watch this return to its baseline once traffic stops.
+        Gauge("triage_asyncio_tasks", "Live asyncio tasks on the serving loop.", registry=r).set_function(_live_tasks)
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def _live_tasks() -> float:
+    try:
+        return float(len(asyncio.all_tasks()))
+    except RuntimeError:  # collected off the event loop (no running loop): unknown
+        return math.nan

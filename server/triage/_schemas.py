@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator
 
 from ._exceptions import InvalidRequest
 
@@ -27,7 +27,8 @@ M = TypeVar("M", bound=BaseModel)
 
 
 class _Open(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    # Strict: the body goes upstream as sent, so `top_p: false`, `"0.5"`, `structured: 0` are refused here (400).
+    model_config = ConfigDict(extra="allow", strict=True)
 
 
 class ChatMessageIn(_Open):
@@ -74,6 +75,12 @@ class ChatCompletionRequest(_Open):
     max_completion_tokens: int | None = Field(None, ge=1)
     n: int | None = Field(None, ge=1, le=1)  # one answer: routing and accounting are per answer
 
+    @field_validator("max_tokens", "max_completion_tokens", "n", mode="before")
+    @classmethod
+    def _whole_number(cls, value: object) -> object:
+        # JSON Schema counts 5.0 as an integer; strict mode alone would refuse it.
+        return int(value) if isinstance(value, float) and value.is_integer() else value
+
     @property
     def json_schema(self) -> dict[str, Any] | None:
         if self.response_format is not None and self.response_format.json_schema is not None:
@@ -103,7 +110,7 @@ DEFAULT_STRUCTURED_SCHEMA: dict[str, Any] = {
 
 
 class StructuredOption(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     name: str = Field("answer", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
     schema_: dict[str, Any] = Field(default_factory=lambda: dict(DEFAULT_STRUCTURED_SCHEMA), alias="schema")
