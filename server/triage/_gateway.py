@@ -219,7 +219,7 @@ class Gateway:
                     param="model", code="model_not_found",
                 )
             routed.plan = plan_route(None, self.config, forced_model=chat.model)
-            return await self._opened(routed, await chain(routed.plan.models))
+            return self._opened(routed, await chain(routed.plan.models))
         speculation: Speculation[T] | None = None
         mode = self.config.speculation.mode
         spec_model = self.config.speculative_model
@@ -240,25 +240,27 @@ class Gateway:
             )
             routed.plan = plan_route(routed.decision, self.config, needs=chat.needs())
             if speculation is None:
-                return await self._opened(routed, await chain(routed.plan.models))
+                return self._opened(routed, await chain(routed.plan.models))
             if routed.plan.primary == speculation.model:
                 adopted = await speculation.adopt()
                 speculation = None
                 if adopted is not None:
                     routed.speculation = "hit"
                     self.metrics.speculation.labels("hit").inc()
-                    return await self._opened(routed, adopted)
+                    return self._opened(routed, adopted)
                 routed.speculation = "miss"  # it failed: the normal path, silently
                 self.metrics.speculation.labels("failed").inc()
-                return await self._opened(routed, await chain(routed.plan.models))
+                return self._opened(routed, await chain(routed.plan.models))
             self._record_waste(routed, await speculation.cancel())
             speculation = None
-            return await self._opened(routed, await chain(routed.plan.models))
+            return self._opened(routed, await chain(routed.plan.models))
         finally:
             if speculation is not None:  # the client left, or classification or planning failed
                 self._record_waste(routed, await asyncio.shield(speculation.cancel()))
 
-    async def _opened(self, routed: Routed, result: T) -> T:
+    @staticmethod
+    def _opened(routed: Routed, result: T) -> T:
+        """Note when the answering model's first token arrived (for the record's TTFT)."""
         routed.first_token_at = time.perf_counter()
         return result
 

@@ -126,13 +126,10 @@ class ModelStream:
         *,
         idle: float,
         deadline: float,
-        started: float,
         upstreams: Upstreams,
     ) -> None:
         self.model = model
         self.head = head
-        self.started = started
-        self.first_token_at = time.perf_counter()
         self._response = response
         self._chunks = chunks
         self._idle = idle
@@ -348,7 +345,7 @@ class Upstreams:
         assert response is not None
         self._record_ttft(model, (time.perf_counter() - started) * 1000)
         return ModelStream(
-            model, response, chunks, head, idle=timeouts.idle, deadline=deadline, started=started, upstreams=self
+            model, response, chunks, head, idle=timeouts.idle, deadline=deadline, upstreams=self
         )
 
     async def complete(self, model: str, body: dict[str, Any]) -> dict[str, Any]:
