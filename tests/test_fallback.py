@@ -106,7 +106,9 @@ async def test_client_error_from_upstream_is_not_retried(client: openai.AsyncOpe
 
 
 @pytest.mark.parametrize(
-    "fault", [{"cut_after": 3}, {"malformed_after": 3}, {"stall_after": 3, "stall_s": 10}], ids=["cut", "malformed", "stall"]
+    "fault",
+    [{"cut_after": 3}, {"malformed_after": 3}, {"stall_after": 3, "stall_s": 10}],
+    ids=["cut", "malformed", "stall"],
 )
 async def test_failure_after_first_token_is_an_explicit_error_without_done(
     triage: BackgroundServer, client: openai.AsyncOpenAI, sim_control: SimControl, fault: dict[str, object]
@@ -146,7 +148,8 @@ async def test_disconnect_before_the_first_token_cancels_the_upstream(
     sim_control.behave("cheap", ttft_ms=1500)
     async with httpx.AsyncClient(timeout=0.3) as http:
         with pytest.raises(httpx.ReadTimeout):
-            await http.post(triage.url + "/v1/chat/completions", json={"model": "auto", "messages": USER, "stream": True})
+            body = {"model": "auto", "messages": USER, "stream": True}
+            await http.post(triage.url + "/v1/chat/completions", json=body)
     # The simulator notices the closed connection when it next writes: at its first token, 1.5 s in.
     for _ in range(250):
         if sim_control.stats()["cancelled"] == 1:

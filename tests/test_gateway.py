@@ -94,7 +94,8 @@ async def test_request_fields_pass_through_untouched(client: openai.AsyncOpenAI,
     )
     sent = sim_control.last_request("cheap")
     assert sent["model"] == "cheap"
-    assert (sent["temperature"], sent["max_tokens"], sent["seed"], sent["user"], sent["top_p"]) == (0.3, 55, 7, "u-1", 0.9)
+    passed = (sent["temperature"], sent["max_tokens"], sent["seed"], sent["user"], sent["top_p"])
+    assert passed == (0.3, 55, 7, "u-1", 0.9)
     assert sent["response_format"]["json_schema"]["schema"] == schema
     assert sent["vendor_specific"] == {"x": 1}
 

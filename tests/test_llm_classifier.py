@@ -196,6 +196,6 @@ async def test_timeout_raises_classifier_error_promptly(client: openai.AsyncOpen
     # Not much longer than the timeout: the simulator finishes the abandoned answer before the session ends.
     sim_control.behave(MODEL, tool_arguments={"category": "simple"}, ttft_ms=400)
     started = time.perf_counter()
-    with pytest.raises(ClassifierError, match="within 0.1s"):
+    with pytest.raises(ClassifierError, match=r"within 0\.1s"):
         await LLMClassifier(client, MODEL, timeout=0.1).classify(ClassifyInput("hi"))
     assert time.perf_counter() - started < 0.5

@@ -106,7 +106,7 @@ async def test_miss_cancels_the_speculation_and_records_the_waste(sim_control: S
     sim_control.behave("cheap", ttft_ms=20, tokens_per_s=50, completion_tokens=200)
     with run_triage(config(sim_control.url), classifier=SlowCascade("reasoning")) as server:
         events = await ui_events(server.url, {"messages": USER})
-        route, usage = events[0][1], [d for n, d in events if n == "usage"][0]
+        route, usage = events[0][1], next(d for n, d in events if n == "usage")
         assert route["speculation"] == "miss" and route["model"] == "strong"
         assert usage["wasted_speculative_tokens"] > 0 and usage["wasted_cost_usd"] > 0
         async with httpx.AsyncClient() as http:
@@ -131,7 +131,8 @@ async def test_classifier_failure_falls_back_and_cancels_unless_the_fallback_is_
     sim_control: SimControl, strongest: str
 ) -> None:
     sim_control.behave("cheap", ttft_ms=20)
-    with run_triage(config(sim_control.url, strongest=strongest), classifier=SlowCascade("simple", fail=True)) as server:
+    broken = SlowCascade("simple", fail=True)
+    with run_triage(config(sim_control.url, strongest=strongest), classifier=broken) as server:
         events = await ui_events(server.url, {"messages": USER})
     route = events[0][1]
     assert route["reason"] == "low_confidence" and route["model"] == strongest

@@ -172,7 +172,7 @@ def coalesce(patches: Iterable[Patch]) -> list[Patch]:
         out.append(patch)
         texts.append([value] if isinstance(value, str) and patch["op"] in ("add", "append") else None)
     result: list[Patch] = []
-    for patch, pieces in zip(out, texts):
+    for patch, pieces in zip(out, texts, strict=True):
         if pieces is not None and len(pieces) > 1:
             result.append({"op": patch["op"], "path": patch["path"], "value": "".join(pieces)})
         else:

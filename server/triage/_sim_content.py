@@ -34,7 +34,8 @@ VOCABULARY: tuple[str, ...] = tuple(
     build deploy monitor alert graph chart trend peak load traffic region zone node cluster shard replica backup
     restore secret key token session cookie header body status path method and or but with from into over under
     about after before while when where which that this these those each every some many few more most less
-    quickly clearly simply carefully usually often rarely always never again still already soon later now today""".split()  # noqa: SIM905  (a block of words reads better than 180 quoted ones)
+    quickly clearly simply carefully usually often rarely always never again still already soon later
+    now today""".split()  # noqa: SIM905  (words read better as a block)
 )
 
 _SENTENCE_WORDS = (6, 14)
