@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 import httpx
 import openai
+
 from triage import ClassifyInput
 from triage._llm_classifier import LLMClassifier
 

@@ -30,6 +30,7 @@ from typing import Any
 
 import jiter
 import partial_json_parser  # type: ignore[import-untyped]  # ships no py.typed
+
 from triage._jsonpatch import Patch, coalesce
 from triage._structured import IncrementalJSONParser
 from triage._structured_schema import SchemaValidator
