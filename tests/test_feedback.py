@@ -12,7 +12,7 @@ import sys
 import textwrap
 import time
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,6 @@ from triage._app import create_app
 from triage._auth import hash_key
 from triage._background import BackgroundServer
 from triage._classifier import Classifier
-from triage._feedback import learning_routes
 from triage._gateway import Gateway
 from triage._heads import Build, HeadReloader, HeadVersions, heads_dir
 from triage._records import DecisionRecord
@@ -62,44 +61,18 @@ class LoopGateway(Gateway):
 
     def __init__(self, config: TriageConfig, *, build: Build | None = None, classifier: Classifier | None = None,
                  watch_interval: float = 1.0) -> None:
-        super().__init__(config, classifier=classifier)
         self.sqlite = SQLiteStore(config.store)
-        self.store = self.sqlite
+        super().__init__(config, classifier=classifier, store=self.sqlite)
         versions = HeadVersions(heads_dir(config)) if build is not None else None
+        # The Gateway starts and stops both the store and the reloader.
         self.reloader = HeadReloader(versions, build or (lambda path: self.classifier), self.swap_classifier,
                                      interval=watch_interval)
         self.heads = self.reloader
 
-    def swap_classifier(self, classifier: Classifier) -> None:
-        self.classifier = classifier
-
-    async def start(self) -> None:
-        await super().start()
-        await self.sqlite.start()  # idempotent: the Gateway may have started it already
-        await self.reloader.start()
-
-    async def stop(self) -> None:
-        await self.reloader.stop()
-        await self.sqlite.stop()
-        await super().stop()
-
 
 def learning_app(gateway: LoopGateway) -> Starlette:
-    """Triage's routes (no UI) plus the learning loop's, serving `gateway`."""
-    base = create_app(gateway.config, ui=False)
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await gateway.start()
-        try:
-            yield
-        finally:
-            await gateway.stop()
-
-    app = Starlette(routes=[*base.routes, *learning_routes()], exception_handlers=base.exception_handlers,
-                    lifespan=lifespan)
-    app.state.gateway = gateway
-    return app
+    """The app (no UI) serving `gateway`: the learning routes are Triage's own."""
+    return create_app(gateway=gateway, ui=False)
 
 
 @contextlib.contextmanager

@@ -241,13 +241,17 @@ def create_app(
     classifier: Classifier | None = None,
     ui: bool = True,
     store: Store | Literal["config"] | None = "config",
+    gateway: Gateway | None = None,
 ) -> Starlette:
     """The Triage ASGI app. Without `config`, the shipped demo configuration; `ui` serves the demo at `/`;
-    `store` records decisions (default: SQLite at `store.path`; None: keep no records)."""
-    config = config or load_config()
-    if store == "config":
-        store = SQLiteStore(config.store)
-    gateway = Gateway(config, classifier=classifier, store=store)
+    `store` records decisions (default: SQLite at `store.path`; None: keep no records). `gateway` serves an
+    already-built Gateway (its config, classifier and store) instead."""
+    if gateway is None:
+        config = config or load_config()
+        if store == "config":
+            store = SQLiteStore(config.store)
+        gateway = Gateway(config, classifier=classifier, store=store)
+    config = gateway.config
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
