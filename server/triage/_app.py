@@ -9,7 +9,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import anyio
 from sse_starlette import EventSourceResponse
@@ -58,6 +58,8 @@ logger = logging.getLogger("triage")
 # A client that went away before the response started gets nothing; 499 is nginx's name for that, in our logs.
 _CLIENT_CLOSED = 499
 
+C = TypeVar("C", bound=ChatCompletionRequest)
+
 @dataclass(slots=True)
 class _Call:
     """One model request's caller and its concurrency slot, which a streamed answer takes over."""
@@ -99,10 +101,14 @@ def _settler(
     return settle
 
 
-def _check_schema(chat: ChatCompletionRequest) -> None:
+async def _read_chat(request: Request, gateway: Gateway, model: type[C]) -> tuple[dict[str, Any], C]:
+    """The body (as sent, for pass-through) and its validated form: bounded, JSON, the request's shape."""
+    body = await read_json(request, limit=gateway.config.server.max_body_bytes)
+    chat = parse_body(model, body)
     # A schema the validator cannot compile is the client's mistake (422), found before any model is asked.
     if chat.json_schema is not None:
         SchemaValidator(chat.json_schema)
+    return body, chat
 
 
 async def _guarded(request: Request, endpoint: str, handler: Callable[[_Call], Awaitable[Response]]) -> Response:
@@ -158,9 +164,7 @@ async def chat_completions(request: Request) -> Response:
 
     async def handle(call: _Call) -> Response:
         gateway = call.gateway
-        body = await read_json(request, limit=gateway.config.server.max_body_bytes)
-        chat = parse_body(ChatCompletionRequest, body)
-        _check_schema(chat)
+        body, chat = await _read_chat(request, gateway, ChatCompletionRequest)
         routed, inputs = gateway.begin(chat, call.caller.key_id)
         with gateway.failing(routed, endpoint):
             if chat.stream:
@@ -192,9 +196,7 @@ async def triage_chat(request: Request) -> Response:
 
     async def handle(call: _Call) -> Response:
         gateway = call.gateway
-        body = await read_json(request, limit=gateway.config.server.max_body_bytes)
-        chat = parse_body(TriageChatRequest, body)
-        _check_schema(chat)
+        body, chat = await _read_chat(request, gateway, TriageChatRequest)
         option = chat.structured_schema()
         parser = IncrementalJSONParser(SchemaValidator(option.schema_)) if option is not None else None
         routed, inputs = gateway.begin(chat, call.caller.key_id)
