@@ -7,6 +7,7 @@ and reset before each test by the `sim` fixture.
 from __future__ import annotations
 
 import contextlib
+import json
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -82,3 +83,25 @@ class SimControl:
 
     def reset(self) -> None:
         httpx.post(f"{self.url}/sim/reset", params={"behaviours": "true"}).raise_for_status()
+
+
+async def ui_stream(
+    url: str, body: dict[str, Any], *, timeout: float = 10
+) -> tuple[httpx.Response, list[tuple[str, Any]]]:
+    """POST /v1/triage/chat and read its named events as (name, data) pairs; a non-200 answer has none."""
+    events: list[tuple[str, Any]] = []
+    async with (
+        httpx.AsyncClient(timeout=timeout, trust_env=False) as http,
+        http.stream("POST", url + "/v1/triage/chat", json=body) as response,
+    ):
+        if response.status_code != 200:
+            await response.aread()
+            return response, events
+        name = "message"
+        async for line in response.aiter_lines():
+            if line.startswith("event: "):
+                name = line[7:]
+            elif line.startswith("data: "):
+                events.append((name, json.loads(line[6:])))
+                name = "message"
+    return response, events

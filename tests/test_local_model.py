@@ -8,7 +8,6 @@ busy 2-core machine.
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import signal
 import socket
@@ -23,6 +22,7 @@ import httpx
 import jsonschema
 import openai
 import pytest
+from harness import ui_stream
 
 from triage._app import create_app
 from triage._background import BackgroundServer
@@ -97,19 +97,8 @@ async def test_structured_answer_replays_to_json_valid_against_the_schema(triage
         "max_tokens": 64,
         "structured": {"schema": SCHEMA},
     }
-    events: list[tuple[str, Any]] = []
-    async with (
-        httpx.AsyncClient(timeout=60, trust_env=False) as http,
-        http.stream("POST", triage.url + "/v1/triage/chat", json=body) as response,
-    ):
-        assert response.status_code == 200, await response.aread()
-        name = "message"
-        async for line in response.aiter_lines():
-            if line.startswith("event: "):
-                name = line[7:]
-            elif line.startswith("data: "):
-                events.append((name, json.loads(line[6:])))
-                name = "message"
+    response, events = await ui_stream(triage.url, body, timeout=60)
+    assert response.status_code == 200, response.text
     names = [name for name, _ in events]
     assert "error" not in names, events
     assert names[0] == "route" and names[-1] == "done"

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from harness import SimControl, gateway_config, run_triage
+from harness import SimControl, gateway_config, run_triage, ui_stream
 
 from triage import ClassifyInput, Decision
 from triage._classifier import DEFAULT_CATEGORIES, SIMPLE
@@ -55,16 +55,7 @@ def config(sim_url: str, mode: str = "auto", **overrides: Any) -> Any:
 
 
 async def ui_events(url: str, body: dict[str, Any]) -> list[tuple[str, Any]]:
-    events: list[tuple[str, Any]] = []
-    async with httpx.AsyncClient(timeout=10) as http:
-        async with http.stream("POST", url + "/v1/triage/chat", json=body) as response:
-            name = ""
-            async for line in response.aiter_lines():
-                if line.startswith("event: "):
-                    name = line[7:]
-                elif line.startswith("data: "):
-                    events.append((name, json.loads(line[6:])))
-    return events
+    return (await ui_stream(url, body))[1]
 
 
 async def streamed_text(url: str, body: dict[str, Any]) -> tuple[str, float, dict[str, str]]:

@@ -5,31 +5,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import httpx
 import pytest
-from harness import SimControl
+from harness import SimControl, ui_stream
 
 from triage._background import BackgroundServer
 from triage._jsonpatch import apply_patch
 
 USER = [{"role": "user", "content": "What is the capital of France?"}]
-
-
-async def ui_stream(url: str, body: dict[str, Any]) -> tuple[httpx.Response, list[tuple[str, Any]]]:
-    events: list[tuple[str, Any]] = []
-    async with httpx.AsyncClient(timeout=10) as http:
-        async with http.stream("POST", url + "/v1/triage/chat", json=body) as response:
-            if response.status_code != 200:
-                await response.aread()
-                return response, events
-            name = "message"
-            async for line in response.aiter_lines():
-                if line.startswith("event: "):
-                    name = line[7:]
-                elif line.startswith("data: "):
-                    events.append((name, json.loads(line[6:])))
-                    name = "message"
-    return response, events
 
 
 async def test_plain_answer_streams_route_deltas_usage_done(triage: BackgroundServer) -> None:
