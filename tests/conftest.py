@@ -57,3 +57,14 @@ async def client(triage: BackgroundServer) -> AsyncIterator[openai.AsyncOpenAI]:
     """The official openai client, pointed at `triage`."""
     async with openai.AsyncOpenAI(base_url=triage.url + "/v1", api_key="unused", max_retries=0) as client:
         yield client
+
+
+@pytest.fixture
+async def sim_client(sim_server: BackgroundServer) -> AsyncIterator[openai.AsyncOpenAI]:
+    """The official openai client straight to the simulator, built like the gateway's pooled clients (aiohttp,
+    no TLS context for plain HTTP)."""
+    http_client = openai.DefaultAioHttpClient(verify=False)
+    async with openai.AsyncOpenAI(
+        base_url=sim_server.url + "/v1", api_key="not-needed", max_retries=0, http_client=http_client
+    ) as client:
+        yield client

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 
 import openai
 import pytest
 from harness import SimControl, gateway_config, run_triage
 
 from triage import ClassifierError, ClassifyInput, ConfigError, Decision, LayerTiming, RulesClassifier
-from triage._background import BackgroundServer
 from triage._cascade import CascadeClassifier, build_classifier
 from triage._classifier import DEFAULT_CATEGORIES
 from triage._llm_classifier import NO_LOGPROBS_CONFIDENCE, LLMClassifier
@@ -46,15 +45,6 @@ class StubLocal:
         return self.answer
 
 
-@pytest.fixture
-async def client(sim_server: BackgroundServer) -> AsyncIterator[openai.AsyncOpenAI]:
-    http_client = openai.DefaultAioHttpClient(verify=False)
-    async with openai.AsyncOpenAI(
-        base_url=sim_server.url + "/v1", api_key="not-needed", max_retries=0, http_client=http_client
-    ) as client:
-        yield client
-
-
 def cascade(
     local: StubLocal, llm: LLMClassifier | None, *, local_threshold: float = 0.5, llm_threshold: float = 0.6
 ) -> CascadeClassifier:
@@ -67,15 +57,17 @@ def layer_names(decision: Decision) -> list[str]:
     return [t.layer for t in decision.layers]
 
 
-async def test_a_rule_decides_before_the_local_layer(client: openai.AsyncOpenAI) -> None:
+async def test_a_rule_decides_before_the_local_layer(sim_client: openai.AsyncOpenAI) -> None:
     local = StubLocal()
-    decision = await cascade(local, LLMClassifier(client, MODEL)).classify(ClassifyInput("Solve 2x + 3 = 7"))
+    decision = await cascade(local, LLMClassifier(sim_client, MODEL)).classify(ClassifyInput("Solve 2x + 3 = 7"))
     assert (decision.category, decision.confidence, decision.classifier) == ("reasoning", 1.0, "rules")
     assert layer_names(decision) == ["rules"] and local.calls == 0
 
 
-async def test_a_confident_local_layer_never_asks_the_llm(client: openai.AsyncOpenAI, sim_control: SimControl) -> None:
-    decision = await cascade(StubLocal("simple", 0.9), LLMClassifier(client, MODEL)).classify(VAGUE)
+async def test_a_confident_local_layer_never_asks_the_llm(
+    sim_client: openai.AsyncOpenAI, sim_control: SimControl
+) -> None:
+    decision = await cascade(StubLocal("simple", 0.9), LLMClassifier(sim_client, MODEL)).classify(VAGUE)
     assert (decision.category, decision.confidence, decision.classifier) == ("simple", 0.9, "local")
     assert layer_names(decision) == ["rules", "local"]
     assert decision.latency_ms == pytest.approx(sum(t.ms for t in decision.layers), abs=0.5)
@@ -84,12 +76,12 @@ async def test_a_confident_local_layer_never_asks_the_llm(client: openai.AsyncOp
 
 @pytest.mark.parametrize("mode", ["tools", "json_schema"])
 async def test_an_unsure_local_layer_asks_the_llm(
-    client: openai.AsyncOpenAI, sim_control: SimControl, mode: str
+    sim_client: openai.AsyncOpenAI, sim_control: SimControl, mode: str
 ) -> None:
     sim_control.behave(
         MODEL, tool_arguments={"category": "reasoning"}, reply='{"category": "reasoning"}', logprob=-0.01, ttft_ms=30
     )
-    llm = LLMClassifier(client, MODEL, mode="tools" if mode == "tools" else "json_schema")
+    llm = LLMClassifier(sim_client, MODEL, mode="tools" if mode == "tools" else "json_schema")
     decision = await cascade(StubLocal("simple", 0.3), llm).classify(VAGUE)
     assert (decision.category, decision.classifier) == ("reasoning", "llm")
     # TOOLS: no logprobs for tool calls, the fixed confidence; JSON schema: the tokens' probability.
@@ -100,9 +92,9 @@ async def test_an_unsure_local_layer_asks_the_llm(
     assert sim_control.requests_to(MODEL) == 1
 
 
-async def test_an_unsure_llm_keeps_its_low_confidence(client: openai.AsyncOpenAI, sim_control: SimControl) -> None:
+async def test_an_unsure_llm_keeps_its_low_confidence(sim_client: openai.AsyncOpenAI, sim_control: SimControl) -> None:
     sim_control.behave(MODEL, reply='{"category": "reasoning"}', logprob=-1.0, **FAST)
-    classifier = cascade(StubLocal("simple", 0.3), LLMClassifier(client, MODEL, mode="json_schema"))
+    classifier = cascade(StubLocal("simple", 0.3), LLMClassifier(sim_client, MODEL, mode="json_schema"))
     decision = await classifier.classify(VAGUE)
     assert decision.classifier == "llm" and decision.confidence < 0.6
     assert not classifier.is_sure(decision)
@@ -113,10 +105,10 @@ async def test_an_unsure_llm_keeps_its_low_confidence(client: openai.AsyncOpenAI
 
 @pytest.mark.parametrize("behaviour", [{"ttft_ms": 500}, {"status": 503}])
 async def test_a_failed_llm_keeps_the_local_decision_and_its_time(
-    client: openai.AsyncOpenAI, sim_control: SimControl, behaviour: dict[str, float]
+    sim_client: openai.AsyncOpenAI, sim_control: SimControl, behaviour: dict[str, float]
 ) -> None:
     sim_control.behave(MODEL, tool_arguments={"category": "reasoning"}, **behaviour)
-    classifier = cascade(StubLocal("tool_use", 0.2), LLMClassifier(client, MODEL, timeout=0.15))
+    classifier = cascade(StubLocal("tool_use", 0.2), LLMClassifier(sim_client, MODEL, timeout=0.15))
     decision = await classifier.classify(VAGUE)
     assert (decision.category, decision.confidence, decision.classifier) == ("tool_use", 0.2, "local")
     assert layer_names(decision) == ["rules", "local", "llm"]
@@ -132,16 +124,16 @@ async def test_without_an_llm_an_unsure_local_decision_stands() -> None:
     assert not classifier.needs_llm(decision) and classifier.expected_llm_ms == 0
 
 
-async def test_a_failed_local_layer_falls_to_the_llm(client: openai.AsyncOpenAI, sim_control: SimControl) -> None:
+async def test_a_failed_local_layer_falls_to_the_llm(sim_client: openai.AsyncOpenAI, sim_control: SimControl) -> None:
     sim_control.behave(MODEL, tool_arguments={"category": "simple"}, **FAST)
-    decision = await cascade(StubLocal(fail=True), LLMClassifier(client, MODEL)).classify(VAGUE)
+    decision = await cascade(StubLocal(fail=True), LLMClassifier(sim_client, MODEL)).classify(VAGUE)
     assert (decision.category, decision.classifier) == ("simple", "llm")
     assert layer_names(decision) == ["rules", "local", "llm"]
     with pytest.raises(ClassifierError, match="RuntimeError"):
         await cascade(StubLocal(fail=True), None).classify(VAGUE)
 
 
-async def test_prior_user_turns_reach_the_llm_prompt(client: openai.AsyncOpenAI, sim_control: SimControl) -> None:
+async def test_prior_user_turns_reach_the_llm_prompt(sim_client: openai.AsyncOpenAI, sim_control: SimControl) -> None:
     sim_control.behave(MODEL, tool_arguments={"category": "reasoning"}, **FAST)
     messages = [
         {"role": "user", "content": "How do I reverse a linked list in C?"},
@@ -149,17 +141,17 @@ async def test_prior_user_turns_reach_the_llm_prompt(client: openai.AsyncOpenAI,
         {"role": "user", "content": "and in Python?"},
     ]
     request = ClassifyInput.from_messages(messages, context_turns=2)
-    await cascade(StubLocal("simple", 0.1), LLMClassifier(client, MODEL)).classify(request)
+    await cascade(StubLocal("simple", 0.1), LLMClassifier(sim_client, MODEL)).classify(request)
     prompt = sim_control.last_request(MODEL)["messages"][-1]["content"]
     assert "reverse a linked list in C" in prompt and prompt.endswith("and in Python?")
     assert "three pointers" not in prompt  # assistant turns are not classifier context
 
 
 async def test_two_steps_let_speculation_start_only_when_the_llm_is_asked(
-    client: openai.AsyncOpenAI, sim_control: SimControl
+    sim_client: openai.AsyncOpenAI, sim_control: SimControl
 ) -> None:
     sim_control.behave(MODEL, tool_arguments={"category": "reasoning"}, ttft_ms=50)
-    classifier = cascade(StubLocal("simple", 0.3), LLMClassifier(client, MODEL, expected_ms=120))
+    classifier = cascade(StubLocal("simple", 0.3), LLMClassifier(sim_client, MODEL, expected_ms=120))
     assert isinstance(classifier, StagedClassifier)  # the gateway drives it in steps
     assert classifier.expected_llm_ms == 120
     local = await classifier.classify_local(VAGUE)
@@ -173,10 +165,10 @@ async def test_two_steps_let_speculation_start_only_when_the_llm_is_asked(
     assert not classifier.needs_llm(rule)
 
 
-async def test_build_classifier_builds_each_kind(client: openai.AsyncOpenAI) -> None:
+async def test_build_classifier_builds_each_kind(sim_client: openai.AsyncOpenAI) -> None:
     llm = {"model": "cheap", "mode": "json_schema", "threshold": 0.7, "timeout": 0.5, "expected_ms": 90}
     config = gateway_config("http://127.0.0.1:1", classifier={"kind": "cascade", "threshold": 0.4, "llm": llm})
-    built = build_classifier(config, {"sim": client}, local=StubLocal())
+    built = build_classifier(config, {"sim": sim_client}, local=StubLocal())
     assert isinstance(built, CascadeClassifier)
     assert (built.local_threshold, built.llm_threshold, built.expected_llm_ms) == (0.4, 0.7, 90)
     with pytest.raises(ConfigError, match="no client for provider 'sim'"):
@@ -192,10 +184,10 @@ async def test_build_classifier_builds_each_kind(client: openai.AsyncOpenAI) -> 
 
 
 @pytest.mark.skipif(importlib.util.find_spec("triage._local") is None, reason="triage._local is not there yet")
-async def test_the_real_local_layer_in_the_cascade(client: openai.AsyncOpenAI, sim_control: SimControl) -> None:
+async def test_the_real_local_layer_in_the_cascade(sim_client: openai.AsyncOpenAI, sim_control: SimControl) -> None:
     sim_control.behave("cheap", tool_arguments={"category": "reasoning"}, **FAST)
     config = gateway_config(sim_control.url, classifier={"kind": "cascade", "llm": {"model": "cheap"}})
-    classifier = build_classifier(config, {"sim": client})
+    classifier = build_classifier(config, {"sim": sim_client})
     assert isinstance(classifier, CascadeClassifier)
     for text in ("What's the capital of France?", "hmm", "and the other one?"):
         decision = await classifier.classify(ClassifyInput(text))

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import openai
@@ -14,7 +13,6 @@ import pytest
 from harness import SimControl
 
 from triage import ClassifierError, ClassifyInput, ConfigError
-from triage._background import BackgroundServer
 from triage._llm_classifier import DEFAULT_EXAMPLES, NO_LOGPROBS_CONFIDENCE, LLMClassifier, system_prompt
 from triage._logprobs import TokenLogprob, category_scores
 
@@ -23,16 +21,6 @@ from triage._logprobs import TokenLogprob, category_scores
 CATEGORIES = ("simple", "reasoning", "tool_use")
 MODEL = "clf"
 FAST = {"ttft_ms": 0, "tokens_per_s": 0}
-
-
-@pytest.fixture
-async def client(sim_server: BackgroundServer) -> AsyncIterator[openai.AsyncOpenAI]:
-    # Like the gateway's pooled clients (`Upstreams.start`): aiohttp, and no TLS context for plain HTTP.
-    http_client = openai.DefaultAioHttpClient(verify=False)
-    async with openai.AsyncOpenAI(
-        base_url=sim_server.url + "/v1", api_key="not-needed", max_retries=0, http_client=http_client
-    ) as client:
-        yield client
 
 
 def tok(token: str, logprob: float, *top: tuple[str, float]) -> TokenLogprob:
@@ -93,26 +81,26 @@ def test_system_prompt_is_under_50_tokens() -> None:
     assert estimate < 50, (prompt, estimate)
 
 
-def test_default_examples_cover_the_configured_categories(client: openai.AsyncOpenAI) -> None:
-    messages = LLMClassifier(client, MODEL).messages(ClassifyInput("hi"))
+def test_default_examples_cover_the_configured_categories(sim_client: openai.AsyncOpenAI) -> None:
+    messages = LLMClassifier(sim_client, MODEL).messages(ClassifyInput("hi"))
     shots = [m["content"] for m in messages[1:-1]]
     assert 3 <= len(shots) // 2 <= 5
     assert {json.loads(str(a))["category"] for a in shots[1::2]} == set(CATEGORIES)
-    only_two = LLMClassifier(client, MODEL, categories=("simple", "reasoning")).messages(ClassifyInput("hi"))
+    only_two = LLMClassifier(sim_client, MODEL, categories=("simple", "reasoning")).messages(ClassifyInput("hi"))
     assert len(only_two) == 2 + 2 * sum(1 for _, c in DEFAULT_EXAMPLES if c != "tool_use")
 
 
-def test_configured_examples_round_robin_over_categories(client: openai.AsyncOpenAI) -> None:
+def test_configured_examples_round_robin_over_categories(sim_client: openai.AsyncOpenAI) -> None:
     examples = [(f"s{i}", "simple") for i in range(6)] + [("r0", "reasoning"), ("t0", "tool_use")]
-    messages = LLMClassifier(client, MODEL, examples=examples).messages(ClassifyInput("hi"))
+    messages = LLMClassifier(sim_client, MODEL, examples=examples).messages(ClassifyInput("hi"))
     assert [m["content"] for m in messages[1:-1:2]] == ["s0", "r0", "t0", "s1", "s2"]
     with pytest.raises(ConfigError, match=r"examples\.0"):
-        LLMClassifier(client, MODEL, examples=[("x", "chit_chat")])
+        LLMClassifier(sim_client, MODEL, examples=[("x", "chit_chat")])
 
 
-def test_prior_user_turns_are_context_in_the_prompt(client: openai.AsyncOpenAI) -> None:
+def test_prior_user_turns_are_context_in_the_prompt(sim_client: openai.AsyncOpenAI) -> None:
     request = ClassifyInput("and in Python?", prior_user=("How do I reverse a linked list in C?",), has_tools=True)
-    last = str(LLMClassifier(client, MODEL).messages(request)[-1]["content"])
+    last = str(LLMClassifier(sim_client, MODEL).messages(request)[-1]["content"])
     assert last.index("reverse a linked list in C") < last.index("and in Python?")
     assert "offered tools" in last
 
@@ -121,10 +109,10 @@ def test_prior_user_turns_are_context_in_the_prompt(client: openai.AsyncOpenAI) 
 
 
 async def test_tools_mode_without_logprobs_uses_the_fixed_confidence(
-    client: openai.AsyncOpenAI, sim_control: SimControl
+    sim_client: openai.AsyncOpenAI, sim_control: SimControl
 ) -> None:
     sim_control.behave(MODEL, tool_arguments={"category": "reasoning"}, **FAST)
-    decision = await LLMClassifier(client, MODEL, mode="tools").classify(ClassifyInput("prove it"))
+    decision = await LLMClassifier(sim_client, MODEL, mode="tools").classify(ClassifyInput("prove it"))
     assert (decision.category, decision.classifier) == ("reasoning", "llm")
     # OpenAI (and the simulator) return no logprobs for tool-call arguments.
     assert decision.confidence == NO_LOGPROBS_CONFIDENCE
@@ -139,10 +127,10 @@ async def test_tools_mode_without_logprobs_uses_the_fixed_confidence(
 
 @pytest.mark.parametrize(("logprob", "low", "high"), [(-0.01, 0.95, 1.0), (-3.0, 0.0, 0.05)])
 async def test_json_schema_mode_takes_confidence_from_logprobs(
-    client: openai.AsyncOpenAI, sim_control: SimControl, logprob: float, low: float, high: float
+    sim_client: openai.AsyncOpenAI, sim_control: SimControl, logprob: float, low: float, high: float
 ) -> None:
     sim_control.behave(MODEL, reply='{"category": "simple"}', logprob=logprob, **FAST)
-    decision = await LLMClassifier(client, MODEL, mode="json_schema").classify(ClassifyInput("hello"))
+    decision = await LLMClassifier(sim_client, MODEL, mode="json_schema").classify(ClassifyInput("hello"))
     assert decision.category == "simple"
     assert low <= decision.confidence <= high
     assert decision.confidence == decision.scores["simple"]
@@ -150,26 +138,26 @@ async def test_json_schema_mode_takes_confidence_from_logprobs(
     assert sim_control.last_request(MODEL)["response_format"]["type"] == "json_schema"
 
 
-async def test_json_schema_mode_without_logprobs(client: openai.AsyncOpenAI, sim_control: SimControl) -> None:
+async def test_json_schema_mode_without_logprobs(sim_client: openai.AsyncOpenAI, sim_control: SimControl) -> None:
     sim_control.behave(MODEL, reply='{"category": "tool_use"}', **FAST)
-    classifier = LLMClassifier(client, MODEL, mode="json_schema", logprobs=False)
+    classifier = LLMClassifier(sim_client, MODEL, mode="json_schema", logprobs=False)
     decision = await classifier.classify(ClassifyInput("book a table"))
     assert (decision.category, decision.confidence) == ("tool_use", NO_LOGPROBS_CONFIDENCE)
     assert "logprobs" not in sim_control.last_request(MODEL)
 
 
-async def test_json_object_dialect_for_llama_cpp(client: openai.AsyncOpenAI, sim_control: SimControl) -> None:
+async def test_json_object_dialect_for_llama_cpp(sim_client: openai.AsyncOpenAI, sim_control: SimControl) -> None:
     sim_control.behave(MODEL, reply='{"category": "simple"}', **FAST)
-    classifier = LLMClassifier(client, MODEL, mode="json_schema", json_schema="json_object")
+    classifier = LLMClassifier(sim_client, MODEL, mode="json_schema", json_schema="json_object")
     assert (await classifier.classify(ClassifyInput("hi"))).category == "simple"
     response_format = sim_control.last_request(MODEL)["response_format"]
     assert response_format["type"] == "json_object"
     assert response_format["schema"]["properties"]["category"]["enum"] == list(CATEGORIES)
 
 
-async def test_route_descriptions_reach_the_schema(client: openai.AsyncOpenAI, sim_control: SimControl) -> None:
+async def test_route_descriptions_reach_the_schema(sim_client: openai.AsyncOpenAI, sim_control: SimControl) -> None:
     sim_control.behave(MODEL, tool_arguments={"category": "simple"}, **FAST)
-    classifier = LLMClassifier(client, MODEL, descriptions={"simple": "small talk", "reasoning": ""})
+    classifier = LLMClassifier(sim_client, MODEL, descriptions={"simple": "small talk", "reasoning": ""})
     await classifier.classify(ClassifyInput("hi"))
     field = sim_control.last_request(MODEL)["tools"][0]["function"]["parameters"]["properties"]["category"]
     assert field["description"] == "simple: small talk"
@@ -184,18 +172,20 @@ async def test_route_descriptions_reach_the_schema(client: openai.AsyncOpenAI, s
     ],
 )
 async def test_failures_raise_classifier_error_without_retrying(
-    client: openai.AsyncOpenAI, sim_control: SimControl, behaviour: dict[str, Any]
+    sim_client: openai.AsyncOpenAI, sim_control: SimControl, behaviour: dict[str, Any]
 ) -> None:
     sim_control.behave(MODEL, **behaviour, **FAST)
     with pytest.raises(ClassifierError):
-        await LLMClassifier(client, MODEL).classify(ClassifyInput("hi"))
+        await LLMClassifier(sim_client, MODEL).classify(ClassifyInput("hi"))
     assert sim_control.requests_to(MODEL) == 1
 
 
-async def test_timeout_raises_classifier_error_promptly(client: openai.AsyncOpenAI, sim_control: SimControl) -> None:
+async def test_timeout_raises_classifier_error_promptly(
+    sim_client: openai.AsyncOpenAI, sim_control: SimControl
+) -> None:
     # Not much longer than the timeout: the simulator finishes the abandoned answer before the session ends.
     sim_control.behave(MODEL, tool_arguments={"category": "simple"}, ttft_ms=400)
     started = time.perf_counter()
     with pytest.raises(ClassifierError, match=r"within 0\.1s"):
-        await LLMClassifier(client, MODEL, timeout=0.1).classify(ClassifyInput("hi"))
+        await LLMClassifier(sim_client, MODEL, timeout=0.1).classify(ClassifyInput("hi"))
     assert time.perf_counter() - started < 0.5
