@@ -71,8 +71,10 @@ class Encoder:
     `tokenizers` and `safetensors` directly: never downloads, and does not import `wordllama` (whose import
     configures the root logger)."""
 
-    def __init__(self, embedding: npt.NDArray[np.float16], tokenizer: Any) -> None:
-        self._embedding = embedding
+    def __init__(self, embedding: npt.NDArray[np.floating[Any]], tokenizer: Any) -> None:
+        # Widened once here (16 MB more): numpy converts float16 in software, which was half the pooling's time
+        # (~7 µs a request, ~25 µs for a long one). The sums are the same float32 sums either way.
+        self._embedding = embedding.astype(np.float32)
         self._tokenizer = tokenizer
         self.dim = int(embedding.shape[1])
 
@@ -105,8 +107,8 @@ class Encoder:
         ids = self.token_ids(clip_text(text).lower())
         if ids.size == 0:
             return np.zeros(self.dim, dtype=np.float32)
-        vector = self._embedding[ids].mean(axis=0, dtype=np.float32)
-        norm = float(np.linalg.norm(vector))
+        vector = self._embedding[ids].sum(axis=0) / np.float32(ids.size)  # the mean, without np.mean's overhead
+        norm = float(np.sqrt(vector @ vector))
         normalised: npt.NDArray[np.float32] = vector / np.float32(norm) if norm > 0 else vector
         return normalised
 

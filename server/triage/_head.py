@@ -63,8 +63,7 @@ class Head:
 
     def calibrated(self, logits: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         """Calibrated probabilities from raw logits (any leading shape)."""
-        z = np.atleast_2d(logits) / self.temperature
-        return np.exp(log_softmax(z)).reshape(np.shape(logits))
+        return np.exp(log_softmax(logits / self.temperature))
 
     def save(self, path: str | Path) -> None:
         rows = np.flatnonzero(np.any(self.sparse_w != 0, axis=1))

@@ -77,6 +77,8 @@ class LocalClassifier:
         self._dense_scale = np.float32(head.spec.dense_weight)
         self._sparse_scale = float(head.spec.sparse_weight)
         self._prototype_scale = np.float32(head.spec.prototype_weight)
+        # The dense product runs in float64; a float32 matrix would be cast (copied) on every call.
+        self._dense_w = head.dense_w.astype(np.float64)
 
     @classmethod
     def load(
@@ -118,7 +120,7 @@ class LocalClassifier:
             )[0]
             parts.append(similarities * self._prototype_scale)
         buckets = self.featurizer.hashed(text)
-        z = np.concatenate(parts).astype(np.float64) @ head.dense_w + head.bias
+        z = np.concatenate(parts, dtype=np.float64) @ self._dense_w + head.bias
         if buckets.size:
             z += head.sparse_w[buckets].sum(axis=0) * (self._sparse_scale / np.sqrt(buckets.size))
         return z

@@ -68,18 +68,22 @@ def build_prototypes(
     return out
 
 
-def _summarise(similarities: npt.NDArray[np.float32], runs: int, top: int) -> list[npt.NDArray[np.float32]]:
-    """Best and top-`top` mean similarity within each run's prototypes, averaged over the runs."""
-    ordered = np.sort(similarities.reshape(len(similarities), runs, -1), axis=2)
-    return [ordered[:, :, -1].mean(axis=1), ordered[:, :, -top:].mean(axis=(1, 2))]
+def _summarise(similarities: F32, n_classes: int, runs: int, top: int) -> F32:
+    """(n, 2 * n_classes) from (n, n_classes * runs * k) similarities: per category, the best and the top-`top`
+    mean similarity within each run's prototypes, averaged over the runs. One sort over every category at once: a
+    request is scored on the event loop, where a numpy call per category cost ~40 µs of a ~0.3 ms decision."""
+    n = len(similarities)
+    ordered = np.sort(similarities.reshape(n, n_classes, runs, -1), axis=3)
+    best = ordered[..., -1].sum(axis=2) / np.float32(runs)
+    near = ordered[..., -top:].sum(axis=(2, 3)) / np.float32(runs * top)
+    return np.stack([best, near], axis=2).reshape(n, 2 * n_classes).astype(np.float32, copy=False)
 
 
 def prototype_features(embeddings: F32, prototypes: F32, *, runs: int = 1, top: int = 3) -> F32:
     """Per category: the best and the top-`top` mean cosine similarity to its prototypes. (n, 2 * n_classes)"""
-    columns: list[npt.NDArray[np.float32]] = []
-    for class_prototypes in prototypes:
-        columns += _summarise(embeddings @ class_prototypes.T, runs, top)
-    return np.stack(columns, axis=1).astype(np.float32)
+    n_classes, _, dim = prototypes.shape
+    similarities = embeddings @ prototypes.reshape(-1, dim).T  # a view: every category's prototypes in one product
+    return _summarise(similarities, n_classes, runs, top)
 
 
 def prototype_features_loo(
@@ -87,10 +91,10 @@ def prototype_features_loo(
 ) -> F32:
     """`prototype_features` for the rows the prototypes were built from: each row's similarity to its own
     cluster's centroid (in each run) is taken with the row left out of that centroid."""
-    columns: list[npt.NDArray[np.float32]] = []
-    k = prototypes.shape[1] // runs
+    n_classes, per_class, dim = prototypes.shape
+    similarities = embeddings @ prototypes.reshape(-1, dim).T
+    k = per_class // runs
     for c, class_prototypes in enumerate(prototypes):
-        similarities = embeddings @ class_prototypes.T
         members = np.flatnonzero(targets == c)
         for run in range(runs if len(members) else 0):
             centres = class_prototypes[run * k : (run + 1) * k]
@@ -101,6 +105,5 @@ def prototype_features_loo(
             without = sums[assigned] - own
             norms = np.linalg.norm(without, axis=1)
             left_out = np.where(norms > 1e-9, (without * own).sum(axis=1) / np.maximum(norms, 1e-9), 0.0)
-            similarities[members, run * k + assigned] = left_out
-        columns += _summarise(similarities, runs, top)
-    return np.stack(columns, axis=1).astype(np.float32)
+            similarities[members, c * per_class + run * k + assigned] = left_out
+    return _summarise(similarities, n_classes, runs, top)

@@ -28,8 +28,9 @@ F64 = npt.NDArray[np.float64]
 
 
 def log_softmax(z: F64) -> F64:
-    shifted = z - z.max(axis=1, keepdims=True)
-    result: F64 = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    """Over the last axis: one row of logits or many."""
+    shifted = z - z.max(axis=-1, keepdims=True)
+    result: F64 = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
     return result
 
 
