@@ -7,13 +7,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from triage._classifier import Classifier, ClassifyInput
 from triage._config import load_config
 from triage._exceptions import ConfigError
 from triage._features import Encoder, FeatureSpec, Featurizer
 from triage._head import Head, fit_temperature, train_head
-from triage._lexical import follow_up_score
+from triage._lexical import _PATTERNS, _SIGNALS, follow_up_score
 from triage._local import LocalClassifier
 from triage._softmax import log_softmax
 from triage._train import load_exemplars
@@ -191,3 +193,26 @@ def test_a_broken_head_file_is_a_config_error(tmp_path: Path) -> None:
     path.write_bytes(b"not a zip")
     with pytest.raises(ConfigError, match=r"classifier\.head"):
         Head.load(path)
+
+
+# Pieces of text that make the lexical patterns match, and what sits around their matches.
+_FRAGMENTS = [
+    "my ", "My ", "calendar", "3", "\u0663", "pm", " ", "\n", "o'clock", "noon", "$", "5%", "x^2", "\u03c0", "\\frac",
+    "```", "()", "{", ";", "def ", "foo_bar", "fooBar", "write a function", "in celsius", "with id", "id=", "'hi'",
+    "?", "A1", "@x", "://", "c:/", " ./a", "1.2.3", "AB", "how many apples?", "john's phone", "this song",
+    "my order arrive", "2024-01-31", "1/31/2", "the", "and", "\u0130",
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(_FRAGMENTS) | st.text(max_size=4), max_size=12).map("".join))
+def test_a_lexical_pattern_matches_only_text_with_its_hint(text: str) -> None:
+    """The hints that let `lexical_features` skip a pattern's search must hold wherever the pattern matches."""
+    for (name, pattern), (_, _, hint) in zip(_PATTERNS.items(), _SIGNALS, strict=True):
+        for source in (text, text.lower()):
+            if pattern.search(source):
+                assert (
+                    any(h in source for h in hint.literals)
+                    or (hint.digit and any(c.isdecimal() for c in source))
+                    or (hint.upper and any("A" <= c <= "Z" for c in source))
+                ), (name, source)

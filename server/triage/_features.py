@@ -23,6 +23,7 @@ import re
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import islice, pairwise
 from pathlib import Path
 from typing import Any
 
@@ -182,16 +183,22 @@ class Featurizer:
         return self.encoder.dim + self.spec.n_lexical
 
     def hashed(self, text: str) -> npt.NDArray[np.int64]:
-        """Bucket indices (unique, unsorted) of the text's word unigrams, bigrams and first words."""
+        """Bucket indices (unique, ascending) of the text's word unigrams, bigrams and first words."""
         words = _WORD.findall(_DIGIT.sub("0", text.lower()))
-        # One crc32 per word; bigrams combine their words' hashes arithmetically (no string per pair).
-        unigrams = np.fromiter((zlib.crc32(w.encode()) for w in words), dtype=np.uint64, count=len(words))
-        bigrams = (unigrams[:-1] * np.uint64(_BIGRAM_MULTIPLIER) + unigrams[1:]) ^ np.uint64(_BIGRAM_SALT)
+        # One crc32 per word; bigrams combine their words' hashes arithmetically (no string per pair). In plain ints:
+        # a request has tens of words, too few for numpy's per-call overhead to pay. Both hashes are below 2**32, so
+        # `a * multiplier + b` stays below 2**64: the same keys as the uint64 arithmetic heads were trained on.
+        n_buckets = self.spec.n_buckets
+        unigrams = [zlib.crc32(w.encode()) for w in words]
+        buckets = {key % n_buckets for key in unigrams}
+        buckets.update([((a * _BIGRAM_MULTIPLIER + b) ^ _BIGRAM_SALT) % n_buckets for a, b in pairwise(unigrams)])
         # The verb or question word that opens the request, past any "could you please".
-        first = _WORD.findall(_DIGIT.sub("0", strip_politeness(text[:200])))[:2]
-        opening = [zlib.crc32(first[0].encode(), 3), zlib.crc32(" ".join(first).encode(), 4)] if first else []
-        keys = np.concatenate([unigrams, bigrams, np.asarray(opening, dtype=np.uint64)])
-        return np.unique(keys % np.uint64(self.spec.n_buckets)).astype(np.int64)
+        opening = _WORD.finditer(_DIGIT.sub("0", strip_politeness(text[:200])))
+        first = [match.group() for match in islice(opening, 2)]
+        if first:
+            opening_keys = (zlib.crc32(first[0].encode(), 3), zlib.crc32(" ".join(first).encode(), 4))
+            buckets.update(key % n_buckets for key in opening_keys)
+        return np.array(sorted(buckets), dtype=np.int64)
 
     def dense(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         embedded = self.encoder.embed(texts) * np.float32(self.spec.dense_weight)

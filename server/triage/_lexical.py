@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from itertools import pairwise
 
 import numpy as np
@@ -141,6 +142,43 @@ _PATTERNS: dict[str, re.Pattern[str]] = {
 _CASED = _words("identifier narrative code_names code_block quoted ends_question")
 _ON_BODY = frozenset({"faq", "verb_me"})
 
+
+@dataclass(frozen=True, slots=True)
+class _Hint:
+    """What every match of a pattern contains: one of `literals`, or (`digit`) a decimal digit, or (`upper`) an
+    ASCII capital. A pattern is searched only when its text has one: an unanchored regex tries every position of
+    the text (~20 ns each), a substring test is a fast scan, and most requests hold none of them. Anchored
+    patterns, and ones whose search is already a fast scan, need no hint."""
+
+    literals: tuple[str, ...] = ()
+    digit: bool = False
+    upper: bool = False
+
+
+_HINTS: dict[str, _Hint] = {
+    "my_data": _Hint(("my ",)),
+    "clock": _Hint(("o'clock", "noon", "midnight"), digit=True),
+    "date_numeric": _Hint(digit=True),
+    "money": _Hint(digit=True),
+    "math_notation": _Hint(("∑", "∫", "√", "≤", "≥", "≠", "π", "\\frac", "$"), digit=True),
+    "code_block": _Hint(("```", "()", "{", "}", ";", "def ", "class ", "import ", "for ", "if ", "return ")),
+    "code_names": _Hint(("_",), upper=True),
+    "write_code": _Hint(("write", "implement", "create", "code", "build", "develop", "define", "complete")),
+    "parameters": _Hint(("celsius", "fahrenheit", "metric", "imperial", "with ", "id")),
+    "identifier": _Hint(("@", ":", ".", "/", "~"), digit=True, upper=True),
+    "quantity_question": _Hint(("how ", "what ")),
+    "possessive_contact": _Hint(("'s ",)),
+    "this_media": _Hint(("this ", "that ", "current ")),
+    "order_status": _Hint(("deliver", "arrive", "ship", "on its way")),
+}
+_ANY = _Hint(("",))  # the empty string is in every text: always searched
+_TEXT, _LOWER, _BODY = 0, 1, 2
+_SIGNALS = tuple(
+    (pattern, _TEXT if name in _CASED else _BODY if name in _ON_BODY else _LOWER, _HINTS.get(name, _ANY))
+    for name, pattern in _PATTERNS.items()
+)
+_DIGIT = re.compile(r"\d")  # what `\d` in the patterns matches: any decimal digit, not only 0-9
+
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _NUMBER_WORDS = _words(
     "one two three four five six seven eight nine ten eleven twelve twenty thirty forty fifty hundred thousand "
@@ -195,10 +233,7 @@ def lexical_features(text: str) -> list[float]:
     for gram in grams & _TABLE.keys():
         for i in _TABLE[gram]:
             phrases[i] = 1.0
-    patterns = [
-        1.0 if p.search(text if name in _CASED else body if name in _ON_BODY else lower) else 0.0
-        for name, p in _PATTERNS.items()
-    ]
+    patterns = _pattern_features((text, lower, body), digit=_DIGIT.search(lower) is not None, upper=text != lower)
     first = _WORD.match(body)
     first_word = first.group(0) if first else ""
     numbers = len(_NUMBER.findall(text)) + len(_NUMBER_WORDS.intersection(words))
@@ -217,6 +252,17 @@ def lexical_features(text: str) -> list[float]:
         math.log1p(n_words) / 3,
         1.0 if n_words <= 3 else 0.0,
     ]
+
+
+def _pattern_features(sources: tuple[str, str, str], *, digit: bool, upper: bool) -> list[float]:
+    """One float per `_PATTERNS` entry; `sources`: the text, lower-cased, and its body; `digit`, `upper`: whether the
+    text holds a decimal digit, an ASCII capital (a text with one differs from its lower-case form)."""
+    out = []
+    for pattern, source, hint in _SIGNALS:
+        text = sources[source]
+        possible = (hint.digit and digit) or (hint.upper and upper) or any(h in text for h in hint.literals)
+        out.append(1.0 if possible and pattern.search(text) else 0.0)
+    return out
 
 
 def lexical_matrix(texts: Sequence[str]) -> npt.NDArray[np.float32]:
