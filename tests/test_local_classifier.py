@@ -216,3 +216,13 @@ def test_a_lexical_pattern_matches_only_text_with_its_hint(text: str) -> None:
                     or (hint.digit and any(c.isdecimal() for c in source))
                     or (hint.upper and any("A" <= c <= "Z" for c in source))
                 ), (name, source)
+
+
+_TOKENIZER_FRAGMENTS = ["hello", " ", "  ", "\n", "<s>", "</s>", "<unk>", "\u2581", "\u00e9", "?"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(_TOKENIZER_FRAGMENTS) | st.text(max_size=3), max_size=10).map("".join))
+def test_token_ids_are_those_of_the_tokenizers_encode(encoder: Encoder, text: str) -> None:
+    """`token_ids` calls the BPE model on text it normalises itself; `encode` is the reference."""
+    assert encoder.token_ids(text) == encoder._tokenizer.encode(text, add_special_tokens=False).ids

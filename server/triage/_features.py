@@ -19,6 +19,7 @@ model must not learn casing.
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 import zlib
 from collections.abc import Sequence
@@ -59,6 +60,14 @@ _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[?$%=+*/^<>#@{}()\[\]]")
 _BIGRAM_MULTIPLIER = 0x9E3779B1  # odd 32-bit constants: a bigram's key differs from both words' and the reverse's
 _BIGRAM_SALT = 0x85EBCA77
 _DIGIT = re.compile(r"\d")
+# All WordLlama's tokenizer does before its BPE model: prepend "▁" and turn spaces into "▁" (SentencePiece's way).
+_LLAMA_NORMALIZER = {
+    "type": "Sequence",
+    "normalizers": [
+        {"type": "Prepend", "prepend": "▁"},
+        {"type": "Replace", "pattern": {"String": " "}, "content": "▁"},
+    ],
+}
 
 
 def clip_text(text: str) -> str:
@@ -78,6 +87,14 @@ class Encoder:
         self._embedding = embedding.astype(np.float32)
         self._tokenizer = tokenizer
         self.dim = int(embedding.shape[1])
+        # `encode` wraps the BPE model's work in a whole Encoding (offsets, masks, word ids), about as costly again as
+        # the BPE itself. When the tokenizer only normalises the Llama way, its model runs on the normalised text
+        # directly: the same ids (a test compares them). A special token spelt out in the text still goes through
+        # `encode`, which matches those before normalising.
+        pipeline = json.loads(tokenizer.to_str())
+        direct = pipeline.get("normalizer") == _LLAMA_NORMALIZER and pipeline.get("pre_tokenizer") is None
+        self._bpe = tokenizer.model if direct else None
+        self._specials = tuple(token.content for token in tokenizer.get_added_tokens_decoder().values())
 
     @classmethod
     def load(cls) -> Encoder:
@@ -99,16 +116,18 @@ class Encoder:
         tokenizer.no_truncation()
         return cls(load_file(str(weights))["embedding.weight"], tokenizer)
 
-    def token_ids(self, text: str) -> npt.NDArray[np.int64]:
-        ids = self._tokenizer.encode(text, add_special_tokens=False).ids
-        return np.asarray(ids, dtype=np.int64)
+    def token_ids(self, text: str) -> list[int]:
+        if self._bpe is None or any(special in text for special in self._specials):
+            ids: list[int] = self._tokenizer.encode(text, add_special_tokens=False).ids
+            return ids
+        return [token.id for token in self._bpe.tokenize("▁" + text.replace(" ", "▁"))] if text else []
 
     def embed_one(self, text: str) -> npt.NDArray[np.float32]:
         """The L2-normalised mean of the (lower-cased) text's token vectors; zeros for an empty text."""
         ids = self.token_ids(clip_text(text).lower())
-        if ids.size == 0:
+        if not ids:
             return np.zeros(self.dim, dtype=np.float32)
-        vector = self._embedding[ids].sum(axis=0) / np.float32(ids.size)  # the mean, without np.mean's overhead
+        vector = self._embedding[ids].sum(axis=0) / np.float32(len(ids))  # the mean, without np.mean's overhead
         norm = float(np.sqrt(vector @ vector))
         normalised: npt.NDArray[np.float32] = vector / np.float32(norm) if norm > 0 else vector
         return normalised

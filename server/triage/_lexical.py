@@ -198,6 +198,8 @@ def _phrase_table() -> dict[tuple[str, ...], list[int]]:
 
 
 _TABLE = _phrase_table()
+# First words of the phrases of two or three words: only the n-grams opening with one of them can be in the table.
+_OPENERS = frozenset(gram[0] for gram in _TABLE if len(gram) > 1)
 _AFFIRMATION = list(_PHRASES).index("affirmation")
 _EXTRA = (
     "action_first",
@@ -228,8 +230,7 @@ def lexical_features(text: str) -> list[float]:
     words = _WORD.findall(lower)
     phrases = [0.0] * len(_PHRASES)
     grams: set[tuple[str, ...]] = {(w,) for w in words}
-    grams.update(pairwise(words))
-    grams.update(zip(words, words[1:], words[2:], strict=False))
+    grams.update(tuple(words[i : i + n]) for i, w in enumerate(words) if w in _OPENERS for n in (2, 3))
     for gram in grams & _TABLE.keys():
         for i in _TABLE[gram]:
             phrases[i] = 1.0
