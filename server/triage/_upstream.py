@@ -1,5 +1,11 @@
-"""Upstream model calls: one pooled `openai.AsyncOpenAI` (on aiohttp) per provider, explicit timeouts, fallback
-along a route's model chain before the first token, and a cooldown for models that keep failing.
+"""Upstream model calls: one pooled aiohttp session per provider, explicit timeouts, fallback along a route's model
+chain before the first token, and a cooldown for models that keep failing.
+
+Answers are posted on the session directly and their bytes decoded by Triage's own SSE decoder: the request path
+is the gateway's hot path, and going through `openai.AsyncOpenAI` cost ~1.3 ms per request (building the SDK's
+request options and httpx2 objects, bench/overhead.py profile) on a ~1.2 ms loopback round trip. The provider's
+`openai.AsyncOpenAI` client (for the LLM classifier, through instructor) rides on the same session, so each
+provider has one connection pool and one connection limit.
 
 A `ModelStream` is returned only once the upstream has produced its first token (the first chunk carrying content
 or a tool call): every failure before that point is invisible to the client and moves on to the next model.
@@ -22,7 +28,9 @@ from typing import Any, TypeVar
 import aiohttp
 import httpx2
 import openai
-from openai._response import AsyncAPIResponse
+
+# The SDK's aiohttp transport, vendored in openai-python (pinned <4): the only way to hand the SDK a session of ours.
+from openai._vendor.httpx_aiohttp import AiohttpTransport
 
 from ._config import ModelConfig, TriageConfig
 from ._exceptions import (
@@ -34,6 +42,7 @@ from ._exceptions import (
     UpstreamStatusError,
     UpstreamTimeout,
 )
+from ._http import dumps
 from ._retry import parse_retry_after, retry_delay, should_retry
 from ._sse_decode import SSEDecoder, SSEEvent
 
@@ -50,6 +59,8 @@ logger = logging.getLogger("triage.upstream")
 _OWN_FIELDS = frozenset({"model", "messages", "stream", "stream_options"})
 # Upstream statuses that say the request itself is wrong: another model would refuse it as well.
 _CLIENT_FAULT = frozenset({400, 413, 422})
+# How much of an error answer's body Triage reads for its message.
+_ERROR_BODY_LIMIT = 64 * 1024
 _KEY_LIKE = re.compile(r"\b(sk|key|rk|pk)-[A-Za-z0-9_\-*]{6,}")
 
 
@@ -86,18 +97,32 @@ def has_token(chunk: Chunk) -> bool:
     return False
 
 
-async def _decode_chunks(response: AsyncAPIResponse[Any], model: str) -> AsyncIterator[Chunk]:
+async def _decode_chunks(response: aiohttp.ClientResponse, model: str) -> AsyncIterator[Chunk]:
     """The provider's SSE stream as chunk dicts. Raw decoding: building the SDK's pydantic models for every chunk
     cost ~150 us each (bench/overhead.py profile), twenty times a `json.loads`."""
     decoder = SSEDecoder()
-    async for raw in response.iter_bytes():
+    async for raw in response.content.iter_any():
         for event in decoder.feed(raw):
             if event.data == b"[DONE]":
+                # Read on to the end of the body, so the connection goes back to the pool instead of being closed.
+                await response.content.read()
                 return
             yield _parse_chunk(event, model)
     for event in decoder.flush():
         if event.data != b"[DONE]":
             yield _parse_chunk(event, model)
+
+
+def _error_message(text: str) -> str:
+    """The message of a provider's error body (OpenAI's `{"error": {"message"}}`), else the text itself."""
+    with contextlib.suppress(ValueError):
+        data = json.loads(text)
+        if isinstance(data, dict):
+            error = data.get("error")
+            message = error.get("message") if isinstance(error, dict) else error
+            if isinstance(message, str) and message:
+                return message
+    return text.strip() or "no details"
 
 
 def _parse_chunk(event: SSEEvent, model: str) -> Chunk:
@@ -120,7 +145,7 @@ class ModelStream:
     def __init__(
         self,
         model: str,
-        response: AsyncAPIResponse[Any],
+        response: aiohttp.ClientResponse,
         chunks: AsyncIterator[Chunk],
         head: list[Chunk],
         *,
@@ -154,8 +179,9 @@ class ModelStream:
             yield chunk
 
     async def aclose(self) -> None:
-        # Closing the response closes the upstream HTTP request: the provider sees the cancel at once.
-        await self._response.close()
+        # A body read to its end hands the connection back to the pool; one cut short is closed, so the provider
+        # sees the cancel at once (aiohttp's `release` does both).
+        self._response.release()
 
 
 # Before a model has answered once, assume a hosted cheap model's typical time to first token.
@@ -174,19 +200,25 @@ class Upstreams:
 
     def __init__(self, config: TriageConfig) -> None:
         self._config = config
+        self._sessions: dict[str, aiohttp.ClientSession] = {}
         self._clients: dict[str, openai.AsyncOpenAI] = {}
         self._health: dict[str, _Health] = {name: _Health() for name in config.models}
         self._secrets = [
             key.get_secret_value() for p in config.providers.values() if (key := p.api_key()) is not None
         ]
+        # Per provider: the chat-completions URL and the headers of every request (the key among them).
+        self._urls: dict[str, str] = {}
+        self._headers: dict[str, dict[str, str]] = {}
 
     async def start(self) -> None:
         for name, provider in self._config.providers.items():
             key = provider.api_key()
+            self._urls[name] = provider.base_url.rstrip("/") + "/chat/completions"
+            self._headers[name] = {"content-type": "application/json"}
+            if key is not None:
+                self._headers[name]["authorization"] = f"Bearer {key.get_secret_value()}"
             t = provider.timeout
             timeout = openai.Timeout(connect=t.connect, read=t.idle, write=t.connect, pool=t.first_token)
-            # Plain-HTTP providers (local servers, the simulator) need no TLS context at all.
-            verify: ssl.SSLContext | bool = _tls_context() if provider.base_url.startswith("https:") else False
             self._clients[name] = openai.AsyncOpenAI(
                 base_url=provider.base_url,
                 # Local servers need no key, but the client insists on one.
@@ -194,14 +226,28 @@ class Upstreams:
                 max_retries=0,  # fallback and retries are Triage's: the chain, not the same model again
                 timeout=timeout,
                 http_client=openai.DefaultAioHttpClient(
-                    limits=httpx2.Limits(max_connections=provider.max_connections, max_keepalive_connections=64),
+                    transport=AiohttpTransport(client=functools.partial(self._session, name), verify=False),
                     timeout=timeout,
-                    verify=verify,
                 ),
             )
         for client in self._clients.values():
             # openai imports its resources lazily on first use (~0.5 s of blocking imports): pay that at start.
             _ = client.chat.completions
+
+    def _session(self, provider: str) -> aiohttp.ClientSession:
+        """The provider's pooled session, made on first use (an app that never calls a model opens none)."""
+        session = self._sessions.get(provider)
+        if session is None:
+            config = self._config.providers[provider]
+            t = config.timeout
+            # Plain-HTTP providers (local servers, the simulator) need no TLS context at all.
+            verify: ssl.SSLContext | bool = _tls_context() if config.base_url.startswith("https:") else False
+            session = self._sessions[provider] = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=config.max_connections, ssl=verify),
+                # No total: an answer streams for as long as `total` allows, which ModelStream enforces.
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=t.connect, sock_read=t.idle),
+            )
+        return session
 
     @property
     def clients(self) -> Mapping[str, openai.AsyncOpenAI]:
@@ -209,9 +255,9 @@ class Upstreams:
         return self._clients
 
     async def aclose(self) -> None:
-        clients, self._clients = self._clients, {}
-        for client in clients.values():
-            await client.close()
+        sessions, self._sessions, self._clients = self._sessions, {}, {}
+        for session in sessions.values():
+            await session.close()
 
     # -- health ---------------------------------------------------------------------------------------------
 
@@ -246,10 +292,10 @@ class Upstreams:
     # -- requests -------------------------------------------------------------------------------------------
 
     def upstream_body(self, model: str, body: dict[str, Any], *, stream: bool) -> dict[str, Any]:
-        """Keyword arguments for `chat.completions.create`: Triage's own fields set, the rest passed through."""
+        """The body Triage posts to `model`'s provider: Triage's own fields set, every other field passed through."""
         model_cfg = self._config.models[model]
-        extra = {k: v for k, v in body.items() if k not in _OWN_FIELDS}
-        response_format = extra.get("response_format")
+        upstream = {k: v for k, v in body.items() if k not in _OWN_FIELDS}
+        response_format = upstream.get("response_format")
         provider = self._config.providers[model_cfg.provider]
         if (
             provider.json_schema == "json_object"
@@ -257,23 +303,34 @@ class Upstreams:
             and response_format.get("type") == "json_schema"
         ):
             schema = (response_format.get("json_schema") or {}).get("schema", {})
-            extra["response_format"] = {"type": "json_object", "schema": schema}
-        # The client's messages go out as they came, through `extra_body` (a shallow merge that wins over the typed
-        # `messages=[]`): the SDK's per-field transform of typed params cost ~0.16 ms a message on every request.
-        extra["messages"] = body["messages"]
-        kwargs: dict[str, Any] = {"model": model_cfg.upstream_id, "messages": [], "extra_body": extra}
+            upstream["response_format"] = {"type": "json_object", "schema": schema}
+        upstream["model"] = model_cfg.upstream_id
+        upstream["messages"] = body["messages"]
         if stream:
-            kwargs["stream"] = True
+            upstream["stream"] = True
             # Always ask for usage: accounting needs it. The client sees the usage chunk only if it asked.
-            kwargs["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
-        return kwargs
+            upstream["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
+        return upstream
 
     def model_config(self, model: str) -> ModelConfig:
         return self._config.models[model]
 
+    def status_error(self, model: str, status: int, headers: Mapping[str, str], message: str) -> UpstreamStatusError:
+        """A provider's error answer in Triage's tree: retryable or not, its `retry-after`, never a key."""
+        if status in (401, 403):
+            detail = "the provider rejected Triage's credentials"  # its message may echo part of the key
+        else:
+            detail = redact(message[:300], self._secrets)
+        error = UpstreamStatusError(
+            f"model {model!r} answered {status}: {detail}", status=status, model=model,
+            retry_after=parse_retry_after(headers),
+        )
+        error.retryable = status not in _CLIENT_FAULT and (status in (401, 403, 404) or should_retry(status, headers))
+        return error
+
     @contextlib.contextmanager
     def mapped_errors(self, model: str) -> Iterator[None]:
-        """Turn openai / transport errors into Triage's tree, most specific first, never leaking a key."""
+        """Turn transport (and openai SDK) errors into Triage's tree, most specific first, never leaking a key."""
         try:
             yield
         except UpstreamError:
@@ -284,18 +341,7 @@ class Upstreams:
                 raise UpstreamConnectError(f"cannot reach model {model!r}: connection refused", model=model) from exc
             raise UpstreamTimeout(f"model {model!r} timed out", model=model) from exc
         except openai.APIStatusError as exc:
-            status = exc.status_code
-            if status in (401, 403):
-                detail = "the provider rejected Triage's credentials"  # its message may echo part of the key
-            else:
-                detail = redact(str(exc.message)[:300], self._secrets)
-            error = UpstreamStatusError(
-                f"model {model!r} answered {status}: {detail}", status=status, model=model,
-                retry_after=parse_retry_after(exc.response.headers),
-            )
-            error.retryable = status not in _CLIENT_FAULT and (status in (401, 403, 404) or should_retry(
-                status, exc.response.headers))
-            raise error from exc
+            raise self.status_error(model, exc.status_code, exc.response.headers, str(exc.message)) from exc
         except openai.APIConnectionError as exc:
             raise UpstreamConnectError(f"cannot reach model {model!r}", model=model) from exc
         except openai.APIError as exc:
@@ -304,6 +350,9 @@ class Upstreams:
                 f"model {model!r} reported an error mid-stream: {redact(str(exc.message)[:300], self._secrets)}",
                 model=model,
             ) from exc
+        except aiohttp.ClientConnectorError as exc:
+            refused = ": connection refused" if _refused(exc) else ""
+            raise UpstreamConnectError(f"cannot reach model {model!r}{refused}", model=model) from exc
         except (httpx2.TimeoutException, aiohttp.ServerTimeoutError) as exc:
             raise UpstreamTimeout(f"model {model!r} timed out", model=model) from exc
         except (httpx2.TransportError, aiohttp.ClientError) as exc:
@@ -311,23 +360,34 @@ class Upstreams:
         except json.JSONDecodeError as exc:
             raise UpstreamProtocolError(f"model {model!r} sent a malformed chunk", model=model) from exc
 
+    async def _post(self, model: str, body: dict[str, Any], *, stream: bool) -> aiohttp.ClientResponse:
+        """Post `body` to `model`'s provider and return its successful response (headers read, body not yet)."""
+        provider = self._config.models[model].provider
+        response = await self._session(provider).post(
+            self._urls[provider], data=dumps(self.upstream_body(model, body, stream=stream)),
+            headers=self._headers[provider],
+        )
+        if response.status < 400:
+            return response
+        try:
+            text = (await response.content.read(_ERROR_BODY_LIMIT)).decode(errors="replace")
+        finally:
+            response.close()
+        raise self.status_error(model, response.status, response.headers, _error_message(text))
+
     async def open_stream(self, model: str, body: dict[str, Any]) -> ModelStream:
         """Start a streamed answer from `model` and wait for its first token (within the first-token timeout)."""
         model_cfg = self._config.models[model]
         timeouts = self._config.providers[model_cfg.provider].timeout
-        client = self._clients[model_cfg.provider]
         started = time.perf_counter()
         deadline = time.monotonic() + timeouts.total
-        response: AsyncAPIResponse[Any] | None = None
+        response: aiohttp.ClientResponse | None = None
         head: list[Chunk] = []
         try:
             with self.mapped_errors(model):
                 try:
                     async with asyncio.timeout(timeouts.first_token):
-                        request = client.chat.completions.with_streaming_response.create(
-                            **self.upstream_body(model, body, stream=True)
-                        )
-                        response = await request.__aenter__()
+                        response = await self._post(model, body, stream=True)
                         chunks = _decode_chunks(response, model)
                         async for chunk in chunks:
                             head.append(chunk)
@@ -340,7 +400,7 @@ class Upstreams:
                     ) from None
         except BaseException:
             if response is not None:
-                await response.close()
+                response.close()
             raise
         assert response is not None
         self._record_ttft(model, (time.perf_counter() - started) * 1000)
@@ -352,15 +412,18 @@ class Upstreams:
         """A non-streamed answer from `model`, as the provider's JSON with `model` set to Triage's name for it."""
         model_cfg = self._config.models[model]
         timeouts = self._config.providers[model_cfg.provider].timeout
-        client = self._clients[model_cfg.provider]
         with self.mapped_errors(model):
             try:
                 async with asyncio.timeout(timeouts.total):
-                    completion = await client.chat.completions.create(**self.upstream_body(model, body, stream=False))
+                    response = await self._post(model, body, stream=False)
+                    async with response:
+                        data = json.loads(await response.read())
             except TimeoutError:
                 message = f"model {model!r} gave no answer within {timeouts.total:g}s"
                 raise UpstreamTimeout(message, model=model) from None
-        data: dict[str, Any] = completion.to_dict()
+        if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
+            message = f"model {model!r} answered with something that is not a chat completion"
+            raise UpstreamProtocolError(message, model=model)
         data["model"] = model
         return data
 
