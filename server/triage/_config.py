@@ -59,6 +59,10 @@ class ProviderConfig(_Strict):
     json_schema: Literal["native", "json_object"] = "native"
     timeout: TimeoutConfig = TimeoutConfig()
     max_connections: int = Field(256, ge=1)
+    # Under the provider's own idle timeout (5 s in uvicorn, hence vLLM; llama.cpp's server), as Node's
+    # agentkeepalive does: otherwise a connection the provider closes while Triage's loop is busy is handed out and
+    # the request on it fails (issue 8). aiohttp's own default is 15 s.
+    keepalive: float = Field(4.0, gt=0, description="seconds an idle pooled connection is kept for reuse")
 
     def api_key(self) -> SecretStr | None:
         if self.api_key_env is None:

@@ -243,7 +243,9 @@ class Upstreams:
             # Plain-HTTP providers (local servers, the simulator) need no TLS context at all.
             verify: ssl.SSLContext | bool = _tls_context() if config.base_url.startswith("https:") else False
             session = self._sessions[provider] = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=config.max_connections, ssl=verify),
+                connector=aiohttp.TCPConnector(
+                    limit=config.max_connections, ssl=verify, keepalive_timeout=config.keepalive
+                ),
                 # No total: an answer streams for as long as `total` allows, which ModelStream enforces.
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=t.connect, sock_read=t.idle),
             )

@@ -1,0 +1,46 @@
+"""Issue 8 (soak at 2,000 streams): an idle upstream connection the provider closes while Triage's event loop is
+stalled (a full collection took 0.3-2 s at that load) must not be handed out again: the request on it failed, and
+when the fallback model drew another such connection the client got a 5xx."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from harness import gateway_config
+
+from triage._exceptions import UpstreamError
+from triage._upstream import Upstreams
+
+BODY = {"messages": [{"role": "user", "content": "What is the capital of France?"}], "max_tokens": 2}
+
+
+async def answer(upstreams: Upstreams) -> None:
+    stream = await upstreams.open_stream("cheap", BODY)
+    try:
+        async for _ in stream:
+            pass
+    finally:
+        await stream.aclose()
+
+
+@pytest.mark.parametrize("keepalive", [None, 15.0], ids=["default", "aiohttp-default-15s"])
+async def test_issue_8_connection_closed_by_the_provider_during_a_stall_is_not_reused(
+    sim_url: str, keepalive: float | None
+) -> None:
+    provider = {"base_url": sim_url + "/v1"} | ({} if keepalive is None else {"keepalive": keepalive})
+    upstreams = Upstreams(gateway_config(sim_url, providers={"sim": provider}))
+    await upstreams.start()
+    try:
+        await answer(upstreams)  # leaves one idle connection in the pool
+        await asyncio.sleep(4.5)
+        # The loop stalls across the simulator's 5 s keep-alive (uvicorn's default): its close is not seen yet.
+        time.sleep(1.0)  # noqa: ASYNC251  (blocking on purpose: the stall is the point)
+        if keepalive is None:
+            await answer(upstreams)  # the pool has dropped the connection itself: a fresh one is opened
+        else:
+            with pytest.raises(UpstreamError):
+                await answer(upstreams)
+    finally:
+        await upstreams.aclose()
