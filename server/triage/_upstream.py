@@ -365,10 +365,17 @@ class Upstreams:
     async def _post(self, model: str, body: dict[str, Any], *, stream: bool) -> aiohttp.ClientResponse:
         """Post `body` to `model`'s provider and return its successful response (headers read, body not yet)."""
         provider = self._config.models[model].provider
-        response = await self._session(provider).post(
-            self._urls[provider], data=dumps(self.upstream_body(model, body, stream=stream)),
-            headers=self._headers[provider],
-        )
+        session, url = self._session(provider), self._urls[provider]
+        data = dumps(self.upstream_body(model, body, stream=stream))
+        try:
+            response = await session.post(url, data=data, headers=self._headers[provider])
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+            if isinstance(exc, aiohttp.ClientConnectorError):
+                raise
+            # A pooled connection the provider closed while idle, its close not yet seen (a long loop stall, issue 8):
+            # nothing was answered on it, so the request goes once more, on another connection (RFC 9112 9.3.1).
+            logger.debug("model %s: pooled connection closed under the request (%s); sending it again", model, exc)
+            response = await session.post(url, data=data, headers=self._headers[provider])
         if response.status < 400:
             return response
         try:
