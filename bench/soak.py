@@ -12,13 +12,13 @@ Every request ends as one of: ok, ok (slow reader), disconnected (by us: expecte
 other status, a stream without its end marker, a transport error, a timeout). Triage's RSS, open file descriptors
 and threads are sampled on its pid with psutil: at start (after one request per dialect, once idle connections
 settle), after the warm-up, at the end of the load, and once the load has drained. Live asyncio tasks are read from
-`triage_asyncio_tasks` in /metrics when Triage exports it (it does not yet: reported as null).
+`triage_asyncio_tasks` in /metrics (null if Triage does not export it).
 
     .venv/bin/python bench/soak.py                                   # 2,000 streams for 10 minutes
     .venv/bin/python bench/soak.py --minutes 2 --concurrency 500     # a shorter check
 
 Prints progress, a table, then one JSON line of figures and ratios. Goal: zero unexpected errors, RSS growth after
-warm-up <= 5%, file descriptors back to baseline once the load has drained.
+warm-up <= 5%, file descriptors and asyncio tasks back to baseline once the load has drained.
 """
 
 from __future__ import annotations
@@ -224,8 +224,8 @@ async def soak(args: argparse.Namespace, triage: Server, sim: Server) -> dict[st
     async with aiohttp.ClientSession() as session:  # warm the routes, the store and the upstream pool once
         load = Load(args, triage.url, session)
         load.stop_at = time.monotonic() + 3600
-        for dialect in ("openai", "ui"):
-            await load.one("ok", dialect, PROMPTS[0], 0)
+        # Short answers: at the default pace a full one takes a minute, and the warm-up needs only the path.
+        await asyncio.gather(*(load.one("ok", dialect, PROMPTS[0], 0, max_tokens=2) for dialect in ("openai", "ui")))
         if load.tally.outcomes["unexpected"]:
             raise RuntimeError(f"Triage failed its first requests: {load.tally.samples}")
     # Idle client connections are dropped before uvicorn's 5 s keep-alive ends, so none is reused as it closes.
@@ -280,6 +280,7 @@ async def soak(args: argparse.Namespace, triage: Server, sim: Server) -> dict[st
     print(drained.row("drained"), flush=True)
     return {"tally": load.tally, "start": start, "warm": warm, "end": end, "drained": drained,
             "peak_fds": max(s.fds for s in samples), "peak_rss": max(s.rss for s in samples), "wall": wall,
+            "peak_tasks": max((s.tasks for s in samples if s.tasks is not None), default=None),
             "cores": cores, "triage_cpu_s": cpu["triage"] - cpu0["triage"],
             "sim": sim_stats}
 
@@ -332,9 +333,10 @@ def report(args: argparse.Namespace, result: dict[str, Any], triage: Server) -> 
           f"p99 {percentile(tally.ttft, 99) * 1000:.1f} ms")
     print(f"  Triage RSS MB: start {start.rss / 2**20:.1f}, after warm-up {warm.rss / 2**20:.1f}, end of load "
           f"{end.rss / 2**20:.1f}, drained {drained.rss / 2**20:.1f}, peak {result['peak_rss'] / 2**20:.1f}")
+    tasks = ("not exported" if drained.tasks is None
+             else f"baseline {start.tasks}, peak {result['peak_tasks']}, drained {drained.tasks}")
     print(f"  Triage fds: baseline {start.fds}, peak {result['peak_fds']}, drained {drained.fds}; threads "
-          f"{start.threads} -> {drained.threads}; asyncio tasks: "
-          f"{'not exported' if drained.tasks is None else f'{start.tasks} -> {drained.tasks}'}")
+          f"{start.threads} -> {drained.threads}; asyncio tasks: {tasks}")
     cores = result["cores"]
     print(f"  CPU in cores while loaded: Triage {cores['triage']}, simulator {cores['sim']}, this client "
           f"{cores['client']}; Triage {result['triage_cpu_s'] / done * 1000:.1f} CPU-s per 1,000 requests")
@@ -343,6 +345,8 @@ def report(args: argparse.Namespace, result: dict[str, Any], triage: Server) -> 
     fds_ratio = drained.fds / start.fds
     goals = {"zero_unexpected_errors": tally.outcomes["unexpected"] == 0, "rss_growth_le_5pct": growth <= 1.05,
              "fds_back_to_baseline": drained.fds <= start.fds}
+    if start.tasks is not None and drained.tasks is not None:
+        goals["tasks_back_to_baseline"] = drained.tasks <= start.tasks
     print("goals: " + ", ".join(f"{k} {'met' if v else 'NOT met'}" for k, v in goals.items()))
     mb = 2**20
     return {
@@ -363,7 +367,7 @@ def report(args: argparse.Namespace, result: dict[str, Any], triage: Server) -> 
         "fds_baseline": start.fds, "fds_peak": result["peak_fds"], "fds_end": drained.fds,
         "fds_end_over_baseline": round(fds_ratio, 4),
         "threads_start": start.threads, "threads_end": drained.threads,
-        "tasks_start": start.tasks, "tasks_end": drained.tasks,
+        "tasks_start": start.tasks, "tasks_peak": result["peak_tasks"], "tasks_end": drained.tasks,
         "cores_triage": cores["triage"], "cores_sim": cores["sim"], "cores_client": cores["client"],
         "triage_cpu_s_per_1k": round(result["triage_cpu_s"] / done * 1000, 2),
         "triage_log_error_lines": log_errors, "goals": goals,
