@@ -7,7 +7,6 @@ generator the server never started (the client left between our `return` and the
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
@@ -30,7 +29,6 @@ class Answer(Generic[R]):
         self.stream = stream
         # Set when a server shutdown ended this answer: its encoder then reports `ShuttingDown`, not a cut.
         self.drained = False
-        self._drainer: asyncio.Task[None] | None = None
         self.tally = StreamTally()
         self._settle = settle
         self._lease = lease
@@ -41,6 +39,10 @@ class Answer(Generic[R]):
     def model(self) -> str:
         return self.stream.model
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def settle(self, status: str) -> R:
         """Account for the answer with `status` (ok | upstream_error | cancelled); later calls return the first
         result."""
@@ -48,26 +50,13 @@ class Answer(Generic[R]):
             self._result = (self._settle(self.tally, status),)
         return self._result[0]
 
-    def drain_on(self, shutdown: anyio.Event, grace: float) -> None:
-        """Once `shutdown` is set, let the answer run for `grace` seconds, then end it: closing the upstream makes
-        the encoder's iteration fail, and the encoder sends the client an explicit error before the server goes."""
-
-        async def drain() -> None:
-            await shutdown.wait()
-            await asyncio.sleep(grace)
-            self.drained = True
-            await self.stream.aclose()
-
-        self._drainer = asyncio.ensure_future(drain())
-
     async def aclose(self) -> None:
         if self._closed:
             return
         self._closed = True
-        if self._drainer is not None:
-            self._drainer.cancel()
         with anyio.move_on_after(_CLOSE_TIMEOUT, shield=True):
             await self.stream.aclose()
         self.settle("cancelled")
         if self._lease is not None:
             self._lease.release()
+

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-import anyio
 from sse_starlette import EventSourceResponse
 from sse_starlette.sse import SendTimeoutError
 from starlette.applications import Starlette
@@ -136,13 +135,11 @@ async def _guarded(request: Request, endpoint: str, handler: Callable[[_Call], A
 
 def _sse(gateway: Gateway, answer: Answer[Any], body: AsyncIterator[bytes], headers: dict[str, str]) -> Response:
     server = gateway.config.server
-    # On shutdown sse-starlette sets `shutdown` and waits `shutdown_grace` before cancelling the response; the
-    # answer ends itself a little earlier, so the client gets an explicit error event rather than a silent cut.
-    shutdown = anyio.Event()
-    answer.drain_on(shutdown, max(0.0, server.shutdown_grace - 0.5))
+    gateway.drain.track(answer)
     return _EventStream(
         body, headers=headers, ping=server.ping_interval, send_timeout=server.send_timeout, sep="\n",
-        background=BackgroundTask(answer.aclose), shutdown_event=shutdown, shutdown_grace_period=server.shutdown_grace,
+        background=BackgroundTask(answer.aclose), shutdown_event=gateway.drain.event,
+        shutdown_grace_period=server.shutdown_grace,
     )
 
 

@@ -17,6 +17,7 @@ from ._accounting import Cost, Usage, cost_of, estimate_tokens
 from ._auth import KeyRing
 from ._classifier import Classifier, ClassifyInput, Decision, LayerTiming, RulesClassifier, message_text
 from ._config import TriageConfig
+from ._drain import Drain
 from ._exceptions import NotFound
 from ._heads import HeadReloader
 from ._http import ClientGone
@@ -128,6 +129,9 @@ class Gateway:
         self.keys = KeyRing(config.auth)
         self.limiter = RateLimiter()
         self.slots = StreamSlots(config.server.max_streams)
+        # sse-starlette waits `shutdown_grace` before it cancels a response; answers end a little earlier, so the
+        # client gets an explicit error event rather than a silent cut.
+        self.drain = Drain(max(0.0, config.server.shutdown_grace - 0.5))
         self.classifier: Classifier = classifier or RulesClassifier(config.categories, default=config.default_category)
         # Without one given, the configured classifier is built at start: its LLM layer shares the pooled clients.
         self._own_classifier = classifier is None
@@ -154,6 +158,7 @@ class Gateway:
                     await self.store.start()
                 if self.heads is not None:
                     await self.heads.start()
+                self.drain.start()
                 self._started = True
 
     async def stop(self) -> None:
@@ -161,6 +166,7 @@ class Gateway:
             if self._started:
                 if self.heads is not None:
                     await self.heads.stop()
+                await self.drain.stop()
                 await self.upstreams.aclose()
                 if self.store is not None:
                     await self.store.stop()  # flushes every queued record
