@@ -74,9 +74,11 @@ def _summarise(similarities: F32, n_classes: int, runs: int, top: int) -> F32:
     request is scored on the event loop, where a numpy call per category cost ~40 µs of a ~0.3 ms decision."""
     n = len(similarities)
     ordered = np.sort(similarities.reshape(n, n_classes, runs, -1), axis=3)
-    best = ordered[..., -1].sum(axis=2) / np.float32(runs)
-    near = ordered[..., -top:].sum(axis=(2, 3)) / np.float32(runs * top)
-    return np.stack([best, near], axis=2).reshape(n, 2 * n_classes).astype(np.float32, copy=False)
+    # Divided straight into the interleaved output: np.stack and a cast were half of this function's time.
+    out = np.empty((n, n_classes, 2), dtype=np.float32)
+    np.divide(ordered[..., -1].sum(axis=2), np.float32(runs), out=out[..., 0])
+    np.divide(ordered[..., -top:].sum(axis=(2, 3)), np.float32(runs * top), out=out[..., 1])
+    return out.reshape(n, 2 * n_classes)
 
 
 def prototype_features(embeddings: F32, prototypes: F32, *, runs: int = 1, top: int = 3) -> F32:
