@@ -97,20 +97,31 @@ def has_token(chunk: Chunk) -> bool:
     return False
 
 
-async def _decode_chunks(response: aiohttp.ClientResponse, model: str) -> AsyncIterator[Chunk]:
-    """The provider's SSE stream as chunk dicts. Raw decoding: building the SDK's pydantic models for every chunk
-    cost ~150 us each (bench/overhead.py profile), twenty times a `json.loads`."""
+async def _decode_batches(response: aiohttp.ClientResponse, model: str) -> AsyncIterator[list[Chunk]]:
+    """The provider's SSE stream as chunk dicts, batched by network read: the chunks that arrived together travel
+    on together (one write to the client, not one per chunk, when a busy loop lets them pile up). Raw decoding:
+    building the SDK's pydantic models for every chunk cost ~150 us each, twenty times a `json.loads`."""
     decoder = SSEDecoder()
     async for raw in response.content.iter_any():
+        batch: list[Chunk] = []
         for event in decoder.feed(raw):
             if event.data == b"[DONE]":
                 # Read on to the end of the body, so the connection goes back to the pool instead of being closed.
                 await response.content.read()
+                if batch:
+                    yield batch
                 return
-            yield _parse_chunk(event, model)
-    for event in decoder.flush():
-        if event.data != b"[DONE]":
-            yield _parse_chunk(event, model)
+            try:
+                batch.append(_parse_chunk(event, model))
+            except (UpstreamError, ValueError):
+                if batch:
+                    yield batch  # what came before a broken chunk is still the answer's
+                raise
+        if batch:
+            yield batch
+    tail = [_parse_chunk(event, model) for event in decoder.flush() if event.data != b"[DONE]"]
+    if tail:
+        yield tail
 
 
 def _error_message(text: str) -> str:
@@ -139,14 +150,14 @@ def _parse_chunk(event: SSEEvent, model: str) -> Chunk:
 
 
 class ModelStream:
-    """A live streamed answer from one model, past its first token: chunk dicts in OpenAI's shape. Iterate it
-    once; always `aclose()` it."""
+    """A live streamed answer from one model, past its first token: chunk dicts in OpenAI's shape, one by one
+    (iterate it) or as they arrived together (`batches()`). Iterate it once; always `aclose()` it."""
 
     def __init__(
         self,
         model: str,
         response: aiohttp.ClientResponse,
-        chunks: AsyncIterator[Chunk],
+        batches: AsyncIterator[list[Chunk]],
         head: list[Chunk],
         *,
         idle: float,
@@ -156,27 +167,34 @@ class ModelStream:
         self.model = model
         self.head = head
         self._response = response
-        self._chunks = chunks
+        self._batches = batches
         self._idle = idle
         self._deadline = deadline
         self._upstreams = upstreams
 
-    async def __aiter__(self) -> AsyncIterator[Chunk]:
-        for chunk in self.head:
-            yield chunk
+    async def batches(self) -> AsyncIterator[list[Chunk]]:
+        """The chunks in the order they came, each batch what one network read brought (the first: all read up
+        to the first token)."""
+        if self.head:
+            yield self.head
         while True:
             wait = min(self._idle, self._deadline - time.monotonic())
             with self._upstreams.mapped_errors(self.model):
                 try:
                     async with asyncio.timeout(max(wait, 0)):
-                        chunk = await anext(self._chunks)
+                        batch = await anext(self._batches)
                 except StopAsyncIteration:
                     return
                 except TimeoutError:
                     raise UpstreamTimeout(
                         f"model {self.model!r} sent nothing for {wait:.1f}s mid-stream", model=self.model
                     ) from None
-            yield chunk
+            yield batch
+
+    async def __aiter__(self) -> AsyncIterator[Chunk]:
+        async for batch in self.batches():
+            for chunk in batch:
+                yield chunk
 
     async def aclose(self) -> None:
         # A body read to its end hands the connection back to the pool; one cut short is closed, so the provider
@@ -397,10 +415,10 @@ class Upstreams:
                 try:
                     async with asyncio.timeout(timeouts.first_token):
                         response = await self._post(model, body, stream=True)
-                        chunks = _decode_chunks(response, model)
-                        async for chunk in chunks:
-                            head.append(chunk)
-                            if has_token(chunk):
+                        batches = _decode_batches(response, model)
+                        async for batch in batches:
+                            head += batch
+                            if any(has_token(chunk) for chunk in batch):
                                 break
                         # Ending without a token: an empty answer is still an answer.
                 except TimeoutError:
@@ -414,7 +432,7 @@ class Upstreams:
         assert response is not None
         self._record_ttft(model, (time.perf_counter() - started) * 1000)
         return ModelStream(
-            model, response, chunks, head, idle=timeouts.idle, deadline=deadline, upstreams=self
+            model, response, batches, head, idle=timeouts.idle, deadline=deadline, upstreams=self
         )
 
     async def complete(self, model: str, body: dict[str, Any]) -> dict[str, Any]:
