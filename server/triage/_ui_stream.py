@@ -20,6 +20,7 @@ from typing import Any
 from ._answer import Answer
 from ._exceptions import ShuttingDown, StructuredOutputError, TriageError, UpstreamError
 from ._http import dumps
+from ._jsonpatch import Patch, coalesce
 from ._structured import IncrementalJSONParser
 
 __all__ = ["error_event", "sse_event", "ui_events"]
@@ -29,6 +30,13 @@ logger = logging.getLogger("triage.stream")
 
 def sse_event(event: str, data: object) -> bytes:
     return b"event: " + event.encode() + b"\ndata: " + dumps(data) + b"\n\n"
+
+
+def _patch_events(patches: list[Patch]) -> list[bytes]:
+    """`patch` events for the patches gathered so far, coalesced; empties `patches`."""
+    events = [sse_event("patch", patch) for patch in coalesce(patches)]
+    patches.clear()
+    return events
 
 
 def error_event(exc: TriageError) -> bytes:
@@ -44,25 +52,37 @@ async def ui_events(
     """Encode `answer` for a browser. `answer.settle(status)` returns the `usage` event's data."""
     yield sse_event("route", route)
     try:
-        async for chunk in answer.stream:
-            answer.tally.observe(chunk)
-            for choice in chunk.get("choices") or ():
-                delta = choice.get("delta") or {}
-                content = delta.get("content")
-                if content:
-                    if parser is None:
-                        yield sse_event("delta", {"text": content})
-                    else:
-                        for patch in parser.feed(content):
-                            yield sse_event("patch", patch)
-                for call in delta.get("tool_calls") or ():
-                    function = call.get("function") or {}
-                    yield sse_event("tool_call", {
-                        "index": call.get("index", 0),
-                        "id": call.get("id"),
-                        "name": function.get("name"),
-                        "arguments": function.get("arguments") or "",
-                    })
+        async for batch in answer.stream.batches():
+            # The chunks of one upstream read go out as one write; their patches coalesce (one growing string
+            # is one `append`, however many chunks it took).
+            events: list[bytes] = []
+            patches: list[Patch] = []
+            for chunk in batch:
+                answer.tally.observe(chunk)
+                for choice in chunk.get("choices") or ():
+                    delta = choice.get("delta") or {}
+                    content = delta.get("content")
+                    if content:
+                        if parser is None:
+                            events.append(sse_event("delta", {"text": content}))
+                        else:
+                            try:
+                                patches += parser.feed(content)
+                            except StructuredOutputError:
+                                yield b"".join([*events, *_patch_events(patches)])  # the valid prefix first
+                                raise
+                    for call in delta.get("tool_calls") or ():
+                        events += _patch_events(patches)
+                        function = call.get("function") or {}
+                        events.append(sse_event("tool_call", {
+                            "index": call.get("index", 0),
+                            "id": call.get("id"),
+                            "name": function.get("name"),
+                            "arguments": function.get("arguments") or "",
+                        }))
+            events += _patch_events(patches)
+            if events:
+                yield b"".join(events)
         if parser is not None:
             for patch in parser.finish():
                 yield sse_event("patch", patch)
