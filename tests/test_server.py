@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import argparse
 import gc
+from typing import Any
 
-from triage._server import FreezeAfterStartup
+import pytest
+import uvicorn
+
+from triage import _server
+from triage._server import GC_GEN0_THRESHOLD, FreezeAfterStartup
 from triage._types import Message, Receive, Scope, Send
 
 
@@ -41,3 +47,15 @@ async def test_issue_8_startup_heap_is_frozen_once_started() -> None:
         "frozen at http.response.start: True",
     ]
     assert [m["type"] for m in messages] == ["lifespan.startup.complete", "http.response.start"]
+
+
+def test_issue_8_serve_raises_the_young_generation_threshold(monkeypatch: pytest.MonkeyPatch) -> None:
+    served: list[Any] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: served.append(app))
+    before = gc.get_threshold()
+    try:
+        _server.run(argparse.Namespace(config=None, host=None, port=0, log_level="warning"))
+        assert gc.get_threshold() == (GC_GEN0_THRESHOLD, *before[1:])
+    finally:
+        gc.set_threshold(*before)
+    assert isinstance(served[0], FreezeAfterStartup)

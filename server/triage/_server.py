@@ -18,6 +18,13 @@ __all__ = ["FreezeAfterStartup", "check_open_access", "configure", "run"]
 
 logger = logging.getLogger("triage")
 
+# The collector's youngest-generation threshold (CPython's default: 700). At 2,000 held streams the default promoted
+# objects that live a few hundred ms (per chunk) into the old generation, which then filled its 25% quota every ~3 s
+# and forced a full collection: 0.6 s of CPU each, 2.5 s of CPU per 10 s. With 10,000 they die young instead: full
+# collections went from 45 to 2 in a 3-minute soak, collector CPU to 0.66 s per 10 s, the worst loop stall per 10 s
+# from 1.4 s to 0.6 s on average, time to first token p50 696 -> 213 ms, p99 4.3 -> 1.9 s (issue 8; RSS the same).
+GC_GEN0_THRESHOLD = 10_000
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", "-c", help="YAML config file (default: the shipped demo config)")
@@ -76,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     host = args.host or config.server.host
     check_open_access(config, host)
+    gc.set_threshold(GC_GEN0_THRESHOLD, *gc.get_threshold()[1:])
     uvicorn.run(
         FreezeAfterStartup(create_app(config)),
         host=host,
