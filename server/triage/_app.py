@@ -47,7 +47,7 @@ from ._sqlite_store import SQLiteStore
 from ._store import Store
 from ._structured import IncrementalJSONParser
 from ._structured_schema import SchemaValidator
-from ._types import Receive, Scope, Send
+from ._types import Message, Receive, Scope, Send
 from ._ui_stream import ui_events
 
 __all__ = ["create_app"]
@@ -144,16 +144,42 @@ def _sse(gateway: Gateway, answer: Answer[Any], body: AsyncIterator[bytes], head
 
 
 class _EventStream(EventSourceResponse):
-    """sse-starlette's response, where a client that stopped reading is dropped quietly: past `send_timeout` the
-    send fails with SendTimeoutError, which is Triage doing its job, not an error to log with a traceback."""
+    """sse-starlette's response, with two changes:
+
+    - The first event goes out at once, before sse-starlette starts its tasks (ping, disconnect and shutdown
+      listeners, under one task group): it carries the answer's first token, and starting four tasks ahead of it
+      cost ~0.3 ms of time to first token (bench/overhead.py profile). The stream then goes on as usual.
+    - A client that stopped reading is dropped quietly: past `send_timeout` the send fails with SendTimeoutError,
+      which is Triage doing its job, not an error to log with a traceback.
+    """
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            await super().__call__(scope, receive, send)
+            await self._send_head(send)
+            await super().__call__(scope, receive, _without_start(send))
         except SendTimeoutError:
             logger.info("dropped a client that read nothing for %ss", self.send_timeout)
             if self.background is not None:
                 await self.background()  # skipped by the base class when the stream fails: close the upstream
+
+    async def _send_head(self, send: Send) -> None:
+        """The response start and the first event (when there is one: the stream's encoders always yield it)."""
+        body = aiter(self.body_iterator)
+        first = await anext(body, None)
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        if first is not None:
+            assert isinstance(first, bytes), "Triage's encoders yield encoded events"
+            await self._send_with_timeout(send, {"type": "http.response.body", "body": first, "more_body": True})
+
+
+def _without_start(send: Send) -> Send:
+    """`send` for sse-starlette once `_EventStream` has started the response itself."""
+
+    async def sender(message: Message) -> None:
+        if message["type"] != "http.response.start":
+            await send(message)
+
+    return sender
 
 
 async def chat_completions(request: Request) -> Response:
