@@ -250,27 +250,11 @@ def triage_config(sim_url: str, workdir: Path, *, classifier: str = "rules") -> 
     return path
 
 
-# `triage serve` (uvicorn; loop and http "auto" pick uvloop and httptools), optionally with the openai client's
-# transport swapped in-process: `Upstreams.start` builds `openai.DefaultAioHttpClient(...)` by attribute lookup, so
-# rebinding that name before start-up puts Triage on httpx (httpx2) without touching its code.
-_TRIAGE_LAUNCHER = """
-import sys
-if sys.argv[1] == "httpx":
-    import openai
-    openai.DefaultAioHttpClient = openai.DefaultAsyncHttpxClient
-from triage._cli import main
-raise SystemExit(main(sys.argv[2:]))
-"""
-
-
-def start_triage(config: Path, *, client: str = "aiohttp", log_level: str = "warning",
-                 python: str = sys.executable) -> Server:
-    if client not in ("aiohttp", "httpx"):
-        raise ValueError(f"client must be aiohttp or httpx, not {client!r}")
+def start_triage(config: Path, *, log_level: str = "warning", python: str = sys.executable) -> Server:
+    """`triage serve` (uvicorn; loop and http "auto" pick uvloop and httptools) on a free port."""
     port = free_port()
-    argv = [python, "-c", _TRIAGE_LAUNCHER, client, "serve", "--config", str(config), "--port", str(port),
-            "--log-level", log_level]
-    return Server(f"triage-{client}", argv, port, ready_path="/healthz")
+    argv = [python, "-m", "triage", "serve", "--config", str(config), "--port", str(port), "--log-level", log_level]
+    return Server("triage", argv, port, ready_path="/healthz")
 
 
 # A floor for any Python gateway: a bare ASGI app under the same uvicorn (uvloop, httptools) that forwards the body

@@ -6,12 +6,12 @@ request is classified and routed), at concurrency 1 and 64. Simulator, Triage an
 a process of their own on free loopback ports; the arms alternate round by round (ABBA), so drift on a shared
 machine falls on all of them. Prints a table, then one JSON line of figures and ratios.
 
-    .venv/bin/python bench/overhead.py                    # Triage's upstream client on aiohttp (its default)
-    .venv/bin/python bench/overhead.py --client both      # and a second Triage whose openai client runs on httpx
+    .venv/bin/python bench/overhead.py
     .venv/bin/python bench/overhead.py --quick            # a smoke test
 
-`--client httpx` needs no change to Triage: the Triage process is started through a two-line launcher that rebinds
-`openai.DefaultAioHttpClient` to `openai.DefaultAsyncHttpxClient` before `Upstreams.start()` looks it up.
+Triage posts answers on one aiohttp session per provider. That choice was measured here (at concurrency 64 the
+openai client on httpx collapsed to a fraction of the rate on aiohttp, see DESIGN.md); since streams no longer go
+through the SDK at all, the switch that compared the two transports is gone.
 
 Goal: added p50 time to first token <= 1 ms at concurrency 1.
 """
@@ -48,8 +48,6 @@ PROMPT = "What is a good name for a small grey cat that likes to sleep on the wi
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--client", choices=["aiohttp", "httpx", "both"], default="aiohttp",
-                        help="transport under Triage's openai client (both: two Triage processes, one each)")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 64])
     parser.add_argument("--rounds", type=int, default=0, help="rounds per concurrency (0: 10 at c=1, 4 above)")
     parser.add_argument("--per-round", type=int, default=0, help="requests per arm and round (0: max(10, 2c))")
@@ -67,23 +65,19 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.monotonic()
     deadline = started + args.time_limit
-    clients = ["aiohttp", "httpx"] if args.client == "both" else [args.client]
     workdir = Path(tempfile.mkdtemp(prefix="bench-overhead-"))
     sim = start_sim(ttft_ms=args.ttft_ms, tokens_per_s=args.tokens_per_s, completion_tokens=args.completion_tokens)
-    triages: list[Server] = []
     loadgen = None
     with stopping(sim):
-        config = triage_config(sim.url, workdir, classifier=args.classifier)
-        for client in clients:
-            triages.append(start_triage(config, client=client, log_level=args.log_level))
+        triage = start_triage(triage_config(sim.url, workdir, classifier=args.classifier), log_level=args.log_level)
         floor = start_floor_proxy(sim.url) if args.floor else None
         loadgen = LoadGen()
-        with stopping(*triages, floor, loadgen):
+        with stopping(triage, floor, loadgen):
             results: dict[int, list[Arm]] = {}
             truncated = False
             for c in args.concurrency:
                 arms = [Arm("direct", sim.url, stream_body("cheap", PROMPT), server=sim)]
-                arms += [Arm(t.name, t.url, stream_body("auto", PROMPT), server=t) for t in triages]
+                arms.append(Arm(triage.name, triage.url, stream_body("auto", PROMPT), server=triage))
                 if floor is not None:
                     arms.append(Arm(floor.name, floor.url, stream_body("cheap", PROMPT), server=floor))
                 rounds = args.rounds or (10 if c == 1 else 4)
@@ -92,15 +86,15 @@ def main(argv: list[str] | None = None) -> int:
                     rounds, per_round = 3, max(5, c)
                 truncated |= measure(loadgen, arms, c, rounds=rounds, per_round=per_round, deadline=deadline)
                 results[c] = arms
-            out = _report(args, results, triages, clients, truncated, time.monotonic() - started)
+            out = _report(args, results, triage, truncated, time.monotonic() - started)
     print(json_line(out))
     return 0
 
 
-def _report(args: argparse.Namespace, results: dict[int, list[Arm]], triages: list[Server], clients: list[str],
-            truncated: bool, runtime: float) -> dict[str, object]:
+def _report(args: argparse.Namespace, results: dict[int, list[Arm]], triage: Server, truncated: bool,
+            runtime: float) -> dict[str, object]:
     out: dict[str, object] = {
-        "bench": "overhead", "client": args.client, "classifier": args.classifier,
+        "bench": "overhead", "classifier": args.classifier,
         "sim": {"ttft_ms": args.ttft_ms, "tokens_per_s": args.tokens_per_s,
                 "completion_tokens": args.completion_tokens},
     }
@@ -108,10 +102,8 @@ def _report(args: argparse.Namespace, results: dict[int, list[Arm]], triages: li
     print()
 
     def prefix(name: str) -> str:
-        # The first client's figures are unprefixed, the second's prefixed `httpx_`, the floor arm's `floor_`.
-        if name == "floor-proxy":
-            return "floor_"
-        return "" if name == f"triage-{clients[0]}" else name.removeprefix("triage-") + "_"
+        # Triage's figures are unprefixed, the floor arm's prefixed `floor_`.
+        return "floor_" if name == "floor-proxy" else ""
 
     for c, arms in results.items():
         direct = arms[0]
@@ -130,9 +122,8 @@ def _report(args: argparse.Namespace, results: dict[int, list[Arm]], triages: li
             out[f"{p}rps_triage_c{c}"] = f["rps"]
             out[f"{p}rps_ratio_c{c}"] = f["rps_ratio"]
             out[f"{p}ttft_p50_ratio_c{c}"] = round(f["ttft_p50_ms"] / base["ttft_p50_ms"], 3)
-    for t in triages:
-        out[f"{prefix(t.name)}peak_rss_mb"] = round(t.peak_rss_mb(), 1)
-        print(f"{t.name}: peak RSS {t.peak_rss_mb():.1f} MB")
+    out["peak_rss_mb"] = round(triage.peak_rss_mb(), 1)
+    print(f"{triage.name}: peak RSS {triage.peak_rss_mb():.1f} MB")
     busy = ", ".join(f"c={c}: {arms[0].loadgen_busy:.0%}" for c, arms in results.items())
     print(f"load generator CPU use (of one core) {busy}; near 100% the generator, not the servers, sets the pace")
     goal = out.get("added_ttft_p50_ms_c1")
