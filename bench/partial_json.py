@@ -12,6 +12,8 @@ Re-parsing is quadratic, so at 96 KB the baselines are timed on every k-th prefi
 sample's sum times k (marked `~`); the ratios at 24 KB use full runs. Patch bytes are the patches as compact JSON
 (UTF-8), per 4-character chunk as `feed` returns them, and coalesced over batches of chunks (what a UI stream that
 flushes every few chunks would send), against the JSON text's own bytes.
+The same text sent as plain `{"text": chunk}` deltas is the yardstick: no JSON event per 4-character chunk can
+cost less than that, so a per-chunk ratio under 2x is out of reach for any self-describing patch.
 
 Prints a table, then as its last line one JSON object of figures (ratios measured within this run).
 Run: .venv/bin/python bench/partial_json.py   (about 30-40 s)
@@ -201,6 +203,12 @@ def _size(patches: list[Patch]) -> int:
     return sum(len(json.dumps(p, ensure_ascii=False, separators=(",", ":")).encode()) for p in patches)
 
 
+def delta_bytes(chunks: list[str]) -> int:
+    """The same text sent as plain `delta` events ({"text": chunk}, compact JSON): the least any self-describing
+    JSON event per chunk costs, the yardstick for the patches' per-chunk figure."""
+    return sum(len(json.dumps({"text": c}, ensure_ascii=False, separators=(",", ":")).encode()) for c in chunks)
+
+
 def patch_bytes(per_chunk: list[list[Patch]], batch: int) -> int:
     return sum(
         _size(coalesce(p for chunk in per_chunk[i : i + batch] for p in chunk)) for i in range(0, len(per_chunk), batch)
@@ -237,6 +245,7 @@ def main() -> None:
             "jiter_sampled": STRIDE["jiter"].get(name, 1) > 1,
             "jiter_failures": jit[2],
             "patch_ratio_per_chunk": patch_bytes(per_chunk, 1) / text_bytes,
+            "delta_ratio_per_chunk": delta_bytes(chunks) / text_bytes,
             "patch_ratio_whole": patch_bytes(per_chunk, len(per_chunk)) / text_bytes,
         }
         for batch in BATCHES:
@@ -251,6 +260,7 @@ def main() -> None:
         f"{'size':>6} {'bytes':>7} {'chunks':>6} | {'triage ms':>9} {'p99 us':>6} | {'+schema ms':>10} {'p99 us':>6} |"
         f" {'pjp ms':>9} {'p99 us':>8} | {'jiter ms':>8} {'p99 us':>6} | {'x pjp':>6} {'x jiter':>7} |"
         f" patch bytes / JSON bytes: per chunk, batch " + ", ".join(map(str, BATCHES)) + ", whole"
+        " | plain-text deltas per chunk"
     )
     print(header)
     print("-" * len(header))
@@ -263,6 +273,7 @@ def main() -> None:
             f" {ms(r['jiter_ms'], r['jiter_sampled']):>8} {r['jiter_p99_us']:>6.1f} |"
             f" {r['pjp_ms'] / r['triage_ms']:>6.0f} {r['jiter_ms'] / r['triage_ms']:>7.1f} | "
             + "  ".join(f"{x:.2f}" for x in ratios)
+            + f" | {r['delta_ratio_per_chunk']:.2f}"
         )
     by = {r["size"]: r for r in rows}
     at24 = by["24KB"]
@@ -280,6 +291,7 @@ def main() -> None:
         "p99_us": {r["size"]: round(r["triage_p99_us"], 2) for r in rows},
         "p99_ratio_96kb_vs_1_5kb": round(flatness, 2),
         "patch_ratio_per_chunk_24kb": round(at24["patch_ratio_per_chunk"], 2),
+        "text_delta_ratio_per_chunk_24kb": round(at24["delta_ratio_per_chunk"], 2),
         **{f"patch_ratio_batch{b}_24kb": round(at24[f"patch_ratio_batch{b}"], 2) for b in BATCHES},
         "patch_ratio_whole_24kb": round(at24["patch_ratio_whole"], 2),
         "smallest_batch_within_2x_24kb": smallest_2x,
