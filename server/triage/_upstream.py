@@ -335,7 +335,7 @@ class Upstreams:
     def model_config(self, model: str) -> ModelConfig:
         return self._config.models[model]
 
-    def status_error(self, model: str, status: int, headers: Mapping[str, str], message: str) -> UpstreamStatusError:
+    def _status_error(self, model: str, status: int, headers: Mapping[str, str], message: str) -> UpstreamStatusError:
         """A provider's error answer in Triage's tree: retryable or not, its `retry-after`, never a key."""
         if status in (401, 403):
             detail = "the provider rejected Triage's credentials"  # its message may echo part of the key
@@ -350,32 +350,17 @@ class Upstreams:
 
     @contextlib.contextmanager
     def mapped_errors(self, model: str) -> Iterator[None]:
-        """Turn transport (and openai SDK) errors into Triage's tree, most specific first, never leaking a key."""
+        """Turn transport errors into Triage's tree, most specific first, never leaking a key."""
         try:
             yield
         except UpstreamError:
             raise
-        except openai.APITimeoutError as exc:
-            if _refused(exc):
-                # aiohttp's transport reports a refused connection as a connect timeout: nothing timed out.
-                raise UpstreamConnectError(f"cannot reach model {model!r}: connection refused", model=model) from exc
-            raise UpstreamTimeout(f"model {model!r} timed out", model=model) from exc
-        except openai.APIStatusError as exc:
-            raise self.status_error(model, exc.status_code, exc.response.headers, str(exc.message)) from exc
-        except openai.APIConnectionError as exc:
-            raise UpstreamConnectError(f"cannot reach model {model!r}", model=model) from exc
-        except openai.APIError as exc:
-            # An `error` event inside the stream.
-            raise UpstreamProtocolError(
-                f"model {model!r} reported an error mid-stream: {redact(str(exc.message)[:300], self._secrets)}",
-                model=model,
-            ) from exc
         except aiohttp.ClientConnectorError as exc:
             refused = ": connection refused" if _refused(exc) else ""
             raise UpstreamConnectError(f"cannot reach model {model!r}{refused}", model=model) from exc
-        except (httpx2.TimeoutException, aiohttp.ServerTimeoutError) as exc:
+        except aiohttp.ServerTimeoutError as exc:
             raise UpstreamTimeout(f"model {model!r} timed out", model=model) from exc
-        except (httpx2.TransportError, aiohttp.ClientError) as exc:
+        except aiohttp.ClientError as exc:
             raise UpstreamProtocolError(f"the stream from model {model!r} was cut", model=model) from exc
         except json.JSONDecodeError as exc:
             raise UpstreamProtocolError(f"model {model!r} sent a malformed chunk", model=model) from exc
@@ -400,7 +385,7 @@ class Upstreams:
             text = (await response.content.read(_ERROR_BODY_LIMIT)).decode(errors="replace")
         finally:
             response.close()
-        raise self.status_error(model, response.status, response.headers, _error_message(text))
+        raise self._status_error(model, response.status, response.headers, _error_message(text))
 
     async def open_stream(self, model: str, body: dict[str, Any]) -> ModelStream:
         """Start a streamed answer from `model` and wait for its first token (within the first-token timeout)."""
