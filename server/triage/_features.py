@@ -123,13 +123,15 @@ class Encoder:
             return ids
         return [token.id for token in self._bpe.tokenize("▁" + text.replace(" ", "▁"))] if text else []
 
-    def embed_one(self, text: str) -> npt.NDArray[np.float32]:
-        """The L2-normalised mean of the (lower-cased) text's token vectors; zeros for an empty text."""
+    def embed_one(self, text: str, out: npt.NDArray[np.float32] | None = None) -> npt.NDArray[np.float32]:
+        """The L2-normalised mean of the (lower-cased) text's token vectors; zeros for an empty text. `out`: a
+        zeroed float32 vector to write it into (the local classifier's feature vector, filled in place)."""
+        vector = np.zeros(self.dim, dtype=np.float32) if out is None else out
         ids = self.token_ids(clip_text(text).lower())
         if not ids:
-            return np.zeros(self.dim, dtype=np.float32)
+            return vector
         # The mean, without np.mean's overhead; take() costs two thirds of fancy indexing for a few rows.
-        vector: npt.NDArray[np.float32] = self._embedding.take(ids, axis=0).sum(axis=0)
+        self._embedding.take(ids, axis=0).sum(axis=0, out=vector)
         vector /= np.float32(len(ids))
         # math.sqrt on the float32 sum of squares, rounded back to float32, is np.sqrt's float32 result exactly
         # (a double's 53 bits are more than twice float32's 24 plus 2), without numpy's per-scalar overhead.

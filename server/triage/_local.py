@@ -113,17 +113,23 @@ class LocalClassifier:
         """Raw logits of one text (the fast path: no batch bookkeeping)."""
         text = clip_text(text)
         head = self.head
-        embedded = self.encoder.embed_one(text)
-        blocks: list[npt.ArrayLike] = [embedded, lexical_features(text)]
+        # One float32 vector that each block is written into in place (embedding, lexical, prototype similarities),
+        # then scaled into float64 in one call: the float32 products, widened, that concatenating, scaling and
+        # casting gave. Between requests other work evicts the CPU caches, so each numpy call costs microseconds.
+        dense = np.zeros(self._dense_scales.size, dtype=np.float32)
+        dim, n_lexical = self.encoder.dim, head.spec.n_lexical
+        embedded = self.encoder.embed_one(text, out=dense[:dim])
+        dense[dim : dim + n_lexical] = lexical_features(text)
         if head.prototypes is not None:
             spec = head.spec
-            similarities = prototype_features(
-                embedded[None, :], head.prototypes, runs=spec.prototype_runs, top=spec.prototype_top
+            prototype_features(
+                embedded[None, :], head.prototypes, runs=spec.prototype_runs, top=spec.prototype_top,
+                out=dense[None, dim + n_lexical :],
             )
-            blocks.append(similarities[0])
-        dense = np.concatenate(blocks, dtype=np.float32)
-        dense *= self._dense_scales
-        z = dense.astype(np.float64) @ self._dense_w + head.bias
+        # The float32 product (the loop numpy picks for float32 inputs), widened as it is stored.
+        scaled = np.multiply(dense, self._dense_scales, out=np.empty(dense.size))
+        z: npt.NDArray[np.float64] = scaled @ self._dense_w
+        z += head.bias
         buckets = self.featurizer.hashed(text)
         if buckets.size:
             # take(): a third of the cost of fancy indexing for a few rows.
@@ -148,13 +154,13 @@ class LocalClassifier:
 
     def predict(self, request: ClassifyInput) -> Decision:
         started = time.perf_counter()
-        probabilities = self.head.calibrated(self.context_logits(request))
-        best = int(np.argmax(probabilities))
-        ms = (time.perf_counter() - started) * 1000
         # tolist(): the same Python floats as float() of each element, in one call instead of one per category.
-        scores = dict(zip(self.head.categories, probabilities.tolist(), strict=True))
-        return Decision(self.head.categories[best], scores[self.head.categories[best]], scores, self.name, ms,
-                        (LayerTiming(self.name, ms),))
+        probabilities: list[float] = self.head.calibrated(self.context_logits(request)).tolist()
+        confidence = max(probabilities)  # the first of equal maxima, as np.argmax picks
+        category = self.head.categories[probabilities.index(confidence)]
+        ms = (time.perf_counter() - started) * 1000
+        scores = dict(zip(self.head.categories, probabilities, strict=True))
+        return Decision(category, confidence, scores, self.name, ms, (LayerTiming(self.name, ms),))
 
     async def classify(self, request: ClassifyInput) -> Decision:
         size = min(len(request.last_user), _CLIPPED) + sum(min(len(t), _PRIOR_CHARS) for t in request.prior_user)
