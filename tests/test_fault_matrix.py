@@ -233,6 +233,18 @@ async def test_failure_after_the_first_token_ui(
         assert upstream.stats()["cancelled"] == 1
 
 
+@pytest.mark.parametrize("dialect", ["openai", "ui"])
+async def test_body_held_open_after_done(triage: BackgroundServer, upstream: SimControl, dialect: str) -> None:
+    """A provider that keeps the body open after `[DONE]`, past `idle`: the answer is whole and ends as usual,
+    without waiting for the provider; its connection is closed rather than pooled (the provider sees it end)."""
+    upstream.behave("cheap", linger_s=5)
+    started = time.monotonic()
+    outcome = await ask(triage.url, dialect)
+    assert outcome.complete, outcome.events[-1]
+    assert time.monotonic() - started < 3
+    assert await wait_for(lambda: upstream.stats()["active"] == 0)
+
+
 @pytest.mark.parametrize("fault", [{"cut_after": 3}, {"malformed_after": 3}, {"stall_after": 3, "stall_s": 3}],
                          ids=["cut", "malformed", "stall"])
 async def test_broken_answer_not_streamed(triage: BackgroundServer, upstream: SimControl,

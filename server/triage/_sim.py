@@ -56,6 +56,7 @@ class SimBehaviour(BaseModel):
     malformed_after: int | None = Field(
         default=None, ge=0, description="send `data: {not json` after N chunks, then go on"
     )
+    linger_s: float = Field(default=0.0, ge=0, description="keep the body open this long after `[DONE]`")
     reply: str | None = None
     tool_arguments: dict[str, Any] | None = None
     logprob: float = Field(default=-0.05, le=0, description="logprob of each content token when `logprobs` is asked")
@@ -265,6 +266,8 @@ async def _stream(
             yield first + chunk if i == 0 else chunk
             due += interval
         yield (first if n == 0 else b"") + enc.finish(answer.finish_reason, usage)
+        if b.linger_s:
+            await asyncio.sleep(b.linger_s)
         outcome = "completed"
     except (asyncio.CancelledError, GeneratorExit):
         outcome = "cancelled"

@@ -106,8 +106,7 @@ async def _decode_batches(response: aiohttp.ClientResponse, model: str) -> Async
         batch: list[Chunk] = []
         for event in decoder.feed(raw):
             if event.data == b"[DONE]":
-                # Read on to the end of the body, so the connection goes back to the pool instead of being closed.
-                await response.content.read()
+                await _read_to_end(response)
                 if batch:
                     yield batch
                 return
@@ -122,6 +121,18 @@ async def _decode_batches(response: aiohttp.ClientResponse, model: str) -> Async
     tail = [_parse_chunk(event, model) for event in decoder.flush() if event.data != b"[DONE]"]
     if tail:
         yield tail
+
+
+# How long to wait, after `[DONE]`, for the end of the body: it normally comes with it.
+_END_OF_BODY_WAIT = 0.5
+
+
+async def _read_to_end(response: aiohttp.ClientResponse) -> None:
+    """Read on to the end of an answer's body, so its connection goes back to the pool. A provider that keeps the
+    body open past `[DONE]` costs that connection (closed on release), never the answer."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(_END_OF_BODY_WAIT):
+            await response.content.read()
 
 
 def _error_message(text: str) -> str:
