@@ -61,6 +61,8 @@ _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[?$%=+*/^<>#@{}()\[\]]")
 _BIGRAM_MULTIPLIER = 0x9E3779B1  # odd 32-bit constants: a bigram's key differs from both words' and the reverse's
 _BIGRAM_SALT = 0x85EBCA77
 _DIGIT = re.compile(r"\d")
+# The first words are looked for in the text's opening only.
+_OPENING_CHARS = 200
 # All WordLlama's tokenizer does before its BPE model: prepend "▁" and turn spaces into "▁" (SentencePiece's way).
 _LLAMA_NORMALIZER = {
     "type": "Sequence",
@@ -209,8 +211,9 @@ class Featurizer:
     def dense_dim(self) -> int:
         return self.encoder.dim + self.spec.n_lexical
 
-    def hashed(self, text: str) -> npt.NDArray[np.int64]:
-        """Bucket indices (unique, ascending) of the text's word unigrams, bigrams and first words."""
+    def hashed(self, text: str, body: str | None = None) -> npt.NDArray[np.int64]:
+        """Bucket indices (unique, ascending) of the text's word unigrams, bigrams and first words. `body`:
+        `strip_politeness(text)` if the caller has it (the local classifier shares it with the lexical features)."""
         words = _WORD.findall(_DIGIT.sub("0", text.lower()))
         # One crc32 per word; bigrams combine their words' hashes arithmetically (no string per pair). In plain ints:
         # a request has tens of words, too few for numpy's per-call overhead to pay. Both hashes are below 2**32, so
@@ -220,7 +223,9 @@ class Featurizer:
         buckets = {key % n_buckets for key in unigrams}
         buckets.update([((a * _BIGRAM_MULTIPLIER + b) ^ _BIGRAM_SALT) % n_buckets for a, b in pairwise(unigrams)])
         # The verb or question word that opens the request, past any "could you please".
-        opening = _WORD.finditer(_DIGIT.sub("0", strip_politeness(text[:200])))
+        if body is None or len(text) > _OPENING_CHARS:
+            body = strip_politeness(text[:_OPENING_CHARS])
+        opening = _WORD.finditer(_DIGIT.sub("0", body))
         first = [match.group() for match in islice(opening, 2)]
         if first:
             opening_keys = (zlib.crc32(first[0].encode(), 3), zlib.crc32(" ".join(first).encode(), 4))

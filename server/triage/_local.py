@@ -35,7 +35,7 @@ from ._exceptions import ConfigError
 from ._features import CLIPPED_CHARS as _CLIPPED
 from ._features import Encoder, Featurizer, clip_text
 from ._head import Head, train_head
-from ._lexical import follow_up_score, lexical_features
+from ._lexical import follow_up_score, lexical_features, strip_politeness
 from ._prototypes import prototype_features
 
 if TYPE_CHECKING:
@@ -119,7 +119,9 @@ class LocalClassifier:
         dense = np.zeros(self._dense_scales.size, dtype=np.float32)
         dim, n_lexical = self.encoder.dim, head.spec.n_lexical
         embedded = self.encoder.embed_one(text, out=dense[:dim])
-        dense[dim : dim + n_lexical] = lexical_features(text)
+        # Without its greeting and "could you please": the lexical features and the hashed opening both need it.
+        body = strip_politeness(text)
+        dense[dim : dim + n_lexical] = lexical_features(text, body)
         if head.prototypes is not None:
             spec = head.spec
             prototype_features(
@@ -130,7 +132,7 @@ class LocalClassifier:
         scaled = np.multiply(dense, self._dense_scales, out=np.empty(dense.size))
         z: npt.NDArray[np.float64] = scaled @ self._dense_w
         z += head.bias
-        buckets = self.featurizer.hashed(text)
+        buckets = self.featurizer.hashed(text, body)
         if buckets.size:
             # take(): a third of the cost of fancy indexing for a few rows.
             scale = np.float64(self._sparse_scale / math.sqrt(buckets.size))
