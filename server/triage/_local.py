@@ -123,11 +123,8 @@ class LocalClassifier:
         body = strip_politeness(text)
         dense[dim : dim + n_lexical] = lexical_features(text, body)
         if head.prototypes is not None:
-            spec = head.spec
-            prototype_features(
-                embedded[None, :], head.prototypes, runs=spec.prototype_runs, top=spec.prototype_top,
-                out=dense[None, dim + n_lexical :],
-            )
+            spec, block = head.spec, dense[dim + n_lexical :]
+            prototype_features(embedded, head.prototypes, runs=spec.prototype_runs, top=spec.prototype_top, out=block)
         # The float32 product (the loop numpy picks for float32 inputs), widened as it is stored.
         scaled = np.multiply(dense, self._dense_scales, out=np.empty(dense.size))
         z: npt.NDArray[np.float64] = scaled @ self._dense_w

@@ -69,24 +69,24 @@ def build_prototypes(
 
 
 def _summarise(similarities: F32, n_classes: int, runs: int, top: int, out: F32 | None = None) -> F32:
-    """(n, 2 * n_classes) from (n, n_classes * runs * k) similarities: per category, the best and the top-`top`
-    mean similarity within each run's prototypes, averaged over the runs. One sort over every category at once: a
-    request is scored on the event loop, where a numpy call per category cost ~40 µs of a ~0.3 ms decision.
-    `out`: a C-contiguous (n, 2 * n_classes) float32 array to write into."""
-    n = len(similarities)
-    ordered = np.sort(similarities.reshape(n, n_classes, runs, -1), axis=3)
+    """(..., 2 * n_classes) from (..., n_classes * runs * k) similarities (one row, or n): per category, the best
+    and the top-`top` mean similarity within each run's prototypes, averaged over the runs. One sort over every
+    category at once: a request is scored on the event loop, where a numpy call per category cost ~40 µs of a
+    ~0.3 ms decision. `out`: a C-contiguous float32 array of the result's shape to write into."""
+    lead = similarities.shape[:-1]
+    ordered = np.sort(similarities.reshape(*lead, n_classes, runs, -1))
     # Divided straight into the interleaved output: np.stack and a cast were half of this function's time.
-    pairs = (np.empty((n, 2 * n_classes), dtype=np.float32) if out is None else out).reshape(n, n_classes, 2)
-    np.divide(ordered[..., -1].sum(axis=2), np.float32(runs), out=pairs[..., 0])
-    np.divide(ordered[..., -top:].sum(axis=(2, 3)), np.float32(runs * top), out=pairs[..., 1])
-    return pairs.reshape(n, 2 * n_classes)
+    pairs = (np.empty((*lead, 2 * n_classes), dtype=np.float32) if out is None else out).reshape(*lead, n_classes, 2)
+    np.divide(ordered[..., -1].sum(axis=-1), np.float32(runs), out=pairs[..., 0])
+    np.divide(ordered[..., -top:].sum(axis=(-2, -1)), np.float32(runs * top), out=pairs[..., 1])
+    return pairs.reshape(*lead, 2 * n_classes)
 
 
 def prototype_features(
     embeddings: F32, prototypes: F32, *, runs: int = 1, top: int = 3, out: F32 | None = None
 ) -> F32:
-    """Per category: the best and the top-`top` mean cosine similarity to its prototypes. (n, 2 * n_classes)
-    `out`: a C-contiguous float32 array of that shape to write them into."""
+    """Per category: the best and the top-`top` mean cosine similarity to its prototypes: (2 * n_classes,) for one
+    embedding, (n, 2 * n_classes) for n. `out`: a C-contiguous float32 array of that shape to write them into."""
     n_classes, _, dim = prototypes.shape
     similarities = embeddings @ prototypes.reshape(-1, dim).T  # a view: every category's prototypes in one product
     return _summarise(similarities, n_classes, runs, top, out)
