@@ -6,10 +6,12 @@ and reset before each test by the `sim` fixture.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -105,3 +107,13 @@ async def ui_stream(
                 events.append((name, json.loads(line[6:])))
                 name = "message"
     return response, events
+
+
+async def wait_for(predicate: Callable[[], object], within: float = 5.0) -> bool:
+    """Whether `predicate()` holds within `within` seconds (polled): for what another thread or process finishes."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        await asyncio.sleep(0.02)
+    return bool(predicate())

@@ -26,7 +26,7 @@ from typing import Any
 
 import httpx
 import pytest
-from harness import SimControl, gateway_config, run_triage
+from harness import SimControl, gateway_config, run_triage, wait_for
 
 from triage._background import BackgroundServer
 from triage._jsonpatch import apply_patch
@@ -114,15 +114,6 @@ def upstream(sim_url: str) -> SimControl:
 def triage(upstream: SimControl) -> Iterator[BackgroundServer]:
     with run_triage(config(upstream.url)) as server:
         yield server
-
-
-async def wait_for(predicate: Any, within: float = 5.0) -> bool:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        await asyncio.sleep(0.02)
-    return bool(predicate())
 
 
 ALL = ["openai", "json", "ui"]

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import gc
 import json
+import weakref
+from typing import Any
 
 import httpx
 import openai
-from harness import SimControl
+import pytest
+from harness import SimControl, wait_for
 
 from triage._background import BackgroundServer
 
@@ -117,3 +121,32 @@ async def test_models_health_and_metrics(triage: BackgroundServer, client: opena
     assert 'triage_routes_total{category="simple",model="cheap",reason="rule"} 1.0' in text
     assert "triage_time_to_first_token_seconds_bucket" in text or "triage_request_seconds_bucket" in text
     assert "triage_cost_usd_total" in text
+
+
+async def test_a_finished_stream_is_freed_without_the_garbage_collector(
+    client: openai.AsyncOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An answer (its chunks, upstream response, accounting) is freed when its stream ends, not at the next garbage
+    collection: sse-starlette's cancelled tasks leave a reference cycle behind that must not reach it."""
+    from triage import _answer
+
+    answers: list[weakref.ref[_answer.Answer[Any]]] = []
+    init = _answer.Answer.__init__
+
+    def tracked(self: _answer.Answer[Any], *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        answers.append(weakref.ref(self))
+
+    monkeypatch.setattr(_answer.Answer, "__init__", tracked)
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(3):
+            stream = await client.chat.completions.create(model="auto", messages=USER, stream=True)
+            async for _chunk in stream:
+                pass
+        assert len(answers) == 3
+        # The server's thread finishes each response just after the client's last byte.
+        assert await wait_for(lambda: all(ref() is None for ref in answers))
+    finally:
+        gc.enable()
