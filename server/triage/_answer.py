@@ -59,4 +59,3 @@ class Answer(Generic[R]):
         self.settle("cancelled")
         if self._lease is not None:
             self._lease.release()
-

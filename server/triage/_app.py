@@ -144,7 +144,7 @@ def _sse(gateway: Gateway, answer: Answer[Any], body: AsyncIterator[bytes], head
 
 
 class _EventStream(EventSourceResponse):
-    """sse-starlette's response, with two changes:
+    """sse-starlette's response, with three changes:
 
     - The first event goes out at once, before sse-starlette starts its tasks (ping, disconnect and shutdown
       listeners, under one task group): it carries the answer's first token, and starting four tasks ahead of it

@@ -19,9 +19,11 @@ from typing import Any
 
 from ._answer import Answer
 from ._exceptions import ShuttingDown, StructuredOutputError, TriageError, UpstreamError
+from ._gateway import StreamTally
 from ._http import dumps
 from ._jsonpatch import Patch, coalesce
 from ._structured import IncrementalJSONParser
+from ._upstream import Chunk
 
 __all__ = ["error_event", "sse_event", "ui_events"]
 
@@ -39,6 +41,39 @@ def _patch_events(patches: list[Patch]) -> list[bytes]:
     return events
 
 
+def _encode_batch(
+    batch: list[Chunk], tally: StreamTally, parser: IncrementalJSONParser | None
+) -> tuple[bytes, StructuredOutputError | None]:
+    """The events of the chunks one upstream read brought, as one write. Their patches coalesce (a string grown by
+    several chunks is one `append`). A structured answer that stops being JSON gives the valid prefix's events and
+    the error, which the caller sends after them."""
+    events: list[bytes] = []
+    patches: list[Patch] = []
+    for chunk in batch:
+        tally.observe(chunk)
+        for choice in chunk.get("choices") or ():
+            delta = choice.get("delta") or {}
+            content = delta.get("content")
+            if content and parser is None:
+                events.append(sse_event("delta", {"text": content}))
+            elif content and parser is not None:
+                try:
+                    patches += parser.feed(content)
+                except StructuredOutputError as exc:
+                    return b"".join([*events, *_patch_events(patches)]), exc
+            for call in delta.get("tool_calls") or ():
+                events += _patch_events(patches)
+                function = call.get("function") or {}
+                events.append(sse_event("tool_call", {
+                    "index": call.get("index", 0),
+                    "id": call.get("id"),
+                    "name": function.get("name"),
+                    "arguments": function.get("arguments") or "",
+                }))
+    events += _patch_events(patches)
+    return b"".join(events), None
+
+
 def error_event(exc: TriageError) -> bytes:
     data: dict[str, Any] = {"type": exc.error_type, "message": exc.message, "retryable": exc.retryable}
     if isinstance(exc, StructuredOutputError):
@@ -53,36 +88,11 @@ async def ui_events(
     yield sse_event("route", route)
     try:
         async for batch in answer.stream.batches():
-            # The chunks of one upstream read go out as one write; their patches coalesce (one growing string
-            # is one `append`, however many chunks it took).
-            events: list[bytes] = []
-            patches: list[Patch] = []
-            for chunk in batch:
-                answer.tally.observe(chunk)
-                for choice in chunk.get("choices") or ():
-                    delta = choice.get("delta") or {}
-                    content = delta.get("content")
-                    if content:
-                        if parser is None:
-                            events.append(sse_event("delta", {"text": content}))
-                        else:
-                            try:
-                                patches += parser.feed(content)
-                            except StructuredOutputError:
-                                yield b"".join([*events, *_patch_events(patches)])  # the valid prefix first
-                                raise
-                    for call in delta.get("tool_calls") or ():
-                        events += _patch_events(patches)
-                        function = call.get("function") or {}
-                        events.append(sse_event("tool_call", {
-                            "index": call.get("index", 0),
-                            "id": call.get("id"),
-                            "name": function.get("name"),
-                            "arguments": function.get("arguments") or "",
-                        }))
-            events += _patch_events(patches)
+            events, broken = _encode_batch(batch, answer.tally, parser)
             if events:
-                yield b"".join(events)
+                yield events  # the chunks of one upstream read go out as one write
+            if broken is not None:
+                raise broken
         if parser is not None:
             for patch in parser.finish():
                 yield sse_event("patch", patch)

@@ -161,8 +161,8 @@ def _parse_chunk(event: SSEEvent, model: str) -> Chunk:
 
 
 class ModelStream:
-    """A live streamed answer from one model, past its first token: chunk dicts in OpenAI's shape, one by one
-    (iterate it) or as they arrived together (`batches()`). Iterate it once; always `aclose()` it."""
+    """A live streamed answer from one model, past its first token: chunk dicts in OpenAI's shape, in batches as
+    they arrived together (`batches()`). Iterate it once; always `aclose()` it."""
 
     def __init__(
         self,
@@ -201,11 +201,6 @@ class ModelStream:
                         f"model {self.model!r} sent nothing for {wait:.1f}s mid-stream", model=self.model
                     ) from None
             yield batch
-
-    async def __aiter__(self) -> AsyncIterator[Chunk]:
-        async for batch in self.batches():
-            for chunk in batch:
-                yield chunk
 
     async def aclose(self) -> None:
         # A body read to its end hands the connection back to the pool; one cut short is closed, so the provider
@@ -255,6 +250,7 @@ class Upstreams:
                 max_retries=0,  # fallback and retries are Triage's: the chain, not the same model again
                 timeout=timeout,
                 http_client=openai.DefaultAioHttpClient(
+                    # TLS is the session's connector's; verify=False only spares the shim a CA bundle it never uses.
                     transport=AiohttpTransport(client=functools.partial(self._session, name), verify=False),
                     timeout=timeout,
                 ),
