@@ -105,14 +105,8 @@ def config(sim_url: str, **server: Any) -> Any:
 
 
 @pytest.fixture
-def upstream(sim_url: str) -> SimControl:
-    """The session's simulator (conftest.py), reset for this test."""
-    return SimControl(sim_url)
-
-
-@pytest.fixture
-def triage(upstream: SimControl) -> Iterator[BackgroundServer]:
-    with run_triage(config(upstream.url)) as server:
+def triage(sim_control: SimControl) -> Iterator[BackgroundServer]:
+    with run_triage(config(sim_control.url)) as server:
         yield server
 
 
@@ -123,77 +117,77 @@ ALL = ["openai", "json", "ui"]
 
 
 @pytest.mark.parametrize("dialect", ["json", "ui"])
-async def test_connect_refused(upstream: SimControl, dialect: str) -> None:
+async def test_connect_refused(sim_control: SimControl, dialect: str) -> None:
     """Connection refused by the first model's provider: the next model answers, whole; the client sees no error."""
-    with run_triage(gateway_config(upstream.url, routes={"simple": {"models": ["offline", "cheap"]}})) as server:
+    with run_triage(gateway_config(sim_control.url, routes={"simple": {"models": ["offline", "cheap"]}})) as server:
         outcome = await ask(server.url, dialect)
     assert outcome.complete and outcome.model == "cheap"
 
 
-async def test_connect_refused_by_every_model_is_502(upstream: SimControl) -> None:
+async def test_connect_refused_by_every_model_is_502(sim_control: SimControl) -> None:
     """Every provider of the chain refuses the connection: 502 `upstream_error` (cannot reach), not a 504: nothing
     timed out, and a client that reads 504 as "try later with a longer timeout" would wait for nothing."""
-    with run_triage(gateway_config(upstream.url)) as server:
+    with run_triage(gateway_config(sim_control.url)) as server:
         outcome = await ask(server.url, "json", model="offline")
     assert outcome.status == 502 and outcome.error["type"] == "upstream_error", outcome.body
 
 
 @pytest.mark.parametrize("dialect", ["openai", "ui"])
-async def test_timeout_to_first_token(triage: BackgroundServer, upstream: SimControl, dialect: str) -> None:
+async def test_timeout_to_first_token(triage: BackgroundServer, sim_control: SimControl, dialect: str) -> None:
     """No token within `first_token`: the next model answers, whole; the slow request upstream is cancelled."""
-    upstream.behave("cheap", ttft_ms=1500)
+    sim_control.behave("cheap", ttft_ms=1500)
     started = time.monotonic()
     outcome = await ask(triage.url, dialect)
     assert outcome.complete and outcome.model == "backup"
     assert 1.0 <= time.monotonic() - started < 2.5
     # The simulator sees the closed connection when it next writes: at its first token, 1.5 s in.
-    assert await wait_for(lambda: upstream.stats()["by_model"]["cheap"]["cancelled"] == 1)
+    assert await wait_for(lambda: sim_control.stats()["by_model"]["cheap"]["cancelled"] == 1)
 
 
 @pytest.mark.parametrize("status", [500, 502, 503])
-async def test_error_status_ui(triage: BackgroundServer, upstream: SimControl, status: int) -> None:
+async def test_error_status_ui(triage: BackgroundServer, sim_control: SimControl, status: int) -> None:
     """A 5xx before the first token (the UI stream; the other dialects are in test_fallback.py): the next model
     answers, the `route` event names it, and the stream ends with `done`."""
-    upstream.behave("cheap", status=status)
+    sim_control.behave("cheap", status=status)
     outcome = await ask(triage.url, "ui")
     assert outcome.complete and outcome.model == "backup"
     assert outcome.events[0] == ("route", outcome.events[0][1]) and outcome.events[0][1]["model"] == "backup"
 
 
 @pytest.mark.parametrize("dialect", ALL)
-async def test_429_without_retry_after(triage: BackgroundServer, upstream: SimControl, dialect: str) -> None:
+async def test_429_without_retry_after(triage: BackgroundServer, sim_control: SimControl, dialect: str) -> None:
     """429 without retry-after: the next model answers; one failure does not cool the model (cooldown after 2),
     so the next request asks it again."""
-    upstream.behave("cheap", status=429)
+    sim_control.behave("cheap", status=429)
     for expected_asks in (1, 2):
         outcome = await ask(triage.url, dialect)
         assert outcome.complete and outcome.model == "backup"
-        assert upstream.requests_to("cheap") == expected_asks
+        assert sim_control.requests_to("cheap") == expected_asks
 
 
 @pytest.mark.parametrize("dialect", ["openai", "ui"])
-async def test_429_with_retry_after(triage: BackgroundServer, upstream: SimControl, dialect: str) -> None:
+async def test_429_with_retry_after(triage: BackgroundServer, sim_control: SimControl, dialect: str) -> None:
     """429 with retry-after (60 s): the next model answers, and the model rests for retry-after: the next request
     does not ask it."""
-    upstream.behave("cheap", status=429, retry_after=60)
+    sim_control.behave("cheap", status=429, retry_after=60)
     for _ in range(2):
         outcome = await ask(triage.url, dialect)
         assert outcome.complete and outcome.model == "backup"
-    assert upstream.requests_to("cheap") == 1
+    assert sim_control.requests_to("cheap") == 1
 
 
 @pytest.mark.parametrize("dialect", ALL)
-async def test_every_model_of_the_chain_failing(triage: BackgroundServer, upstream: SimControl,
+async def test_every_model_of_the_chain_failing(triage: BackgroundServer, sim_control: SimControl,
                                                dialect: str) -> None:
     """Every model of the chain fails before its first token: one 502 in OpenAI's error shape
     (`all_models_failed`), before any stream starts: no SSE, in either dialect. When the last failure is a
     timeout, the status is 504 (`timeout_error`)."""
-    upstream.behave("cheap", status=500)
-    upstream.behave("backup", status=503)
+    sim_control.behave("cheap", status=500)
+    sim_control.behave("backup", status=503)
     outcome = await ask(triage.url, dialect)
     assert outcome.status == 502 and not outcome.events
     assert outcome.error["type"] == "upstream_error" and outcome.error["code"] == "all_models_failed"
-    upstream.behave("backup", ttft_ms=3000)
+    sim_control.behave("backup", ttft_ms=3000)
     outcome = await ask(triage.url, dialect)
     assert outcome.status == 504 and outcome.error["type"] == "timeout_error"
 
@@ -208,51 +202,51 @@ async def test_every_model_of_the_chain_failing(triage: BackgroundServer, upstre
     ids=["cut", "malformed", "stall"],
 )
 async def test_failure_after_the_first_token_ui(
-    triage: BackgroundServer, upstream: SimControl, fault: dict[str, Any], error_type: str
+    triage: BackgroundServer, sim_control: SimControl, fault: dict[str, Any], error_type: str
 ) -> None:
     """Cut after 3 tokens, a malformed chunk after 3, or a stall past `idle` after 3 (the UI stream; `openai` is
     in test_fallback.py): the 3 deltas, then an `error` event (retryable), no `usage`, no `done`, no fallback;
     the upstream request is over (a stalled one is cancelled)."""
-    upstream.behave("cheap", **fault)
+    sim_control.behave("cheap", **fault)
     outcome = await ask(triage.url, "ui")
     names = [name for name, _ in outcome.events]
     assert names == ["route", "delta", "delta", "delta", "error"], names
     assert outcome.error["type"] == error_type and outcome.error["retryable"] is True
-    assert upstream.requests_to("backup") == 0
-    assert await wait_for(lambda: upstream.stats()["active"] == 0)
+    assert sim_control.requests_to("backup") == 0
+    assert await wait_for(lambda: sim_control.stats()["active"] == 0)
     if "stall_after" in fault:
-        assert upstream.stats()["cancelled"] == 1
+        assert sim_control.stats()["cancelled"] == 1
 
 
 @pytest.mark.parametrize("dialect", ["openai", "ui"])
-async def test_body_held_open_after_done(triage: BackgroundServer, upstream: SimControl, dialect: str) -> None:
+async def test_body_held_open_after_done(triage: BackgroundServer, sim_control: SimControl, dialect: str) -> None:
     """A provider that keeps the body open after `[DONE]`, past `idle`: the answer is whole and ends as usual,
     without waiting for the provider; its connection is closed rather than pooled (the provider sees it end)."""
-    upstream.behave("cheap", linger_s=5)
+    sim_control.behave("cheap", linger_s=5)
     started = time.monotonic()
     outcome = await ask(triage.url, dialect)
     assert outcome.complete, outcome.events[-1]
     assert time.monotonic() - started < 3
-    assert await wait_for(lambda: upstream.stats()["active"] == 0)
+    assert await wait_for(lambda: sim_control.stats()["active"] == 0)
 
 
 @pytest.mark.parametrize("fault", [{"cut_after": 3}, {"malformed_after": 3}, {"stall_after": 3, "stall_s": 3}],
                          ids=["cut", "malformed", "stall"])
-async def test_broken_answer_not_streamed(triage: BackgroundServer, upstream: SimControl,
+async def test_broken_answer_not_streamed(triage: BackgroundServer, sim_control: SimControl,
                                           fault: dict[str, Any]) -> None:
     """A non-streamed answer cut short, malformed, or stalled past `idle`: nothing has reached the client yet, so
     it is a failure before the first token: the next model answers, whole."""
-    upstream.behave("cheap", **fault)
+    sim_control.behave("cheap", **fault)
     outcome = await ask(triage.url, "json")
     assert outcome.complete and outcome.model == "backup"
 
 
-async def test_invalid_json_in_a_structured_answer(triage: BackgroundServer, upstream: SimControl) -> None:
+async def test_invalid_json_in_a_structured_answer(triage: BackgroundServer, sim_control: SimControl) -> None:
     """A structured answer (UI stream, `structured: true`) that is not JSON: the patches of the valid prefix, then
     an `error` event (`structured_output_error`, not retryable, `path` naming the container), no `done`. In the `openai`
     dialect Triage does not parse answers: the text passes through as the model wrote it, ending in `[DONE]`."""
     broken = '{"title": "Paris", "summary": oops}'
-    upstream.behave("cheap", reply=broken)
+    sim_control.behave("cheap", reply=broken)
     outcome = await ask(triage.url, "ui", structured=True)
     names = [name for name, _ in outcome.events]
     assert names[0] == "route" and names[-1] == "error" and "done" not in names
@@ -269,9 +263,9 @@ async def test_invalid_json_in_a_structured_answer(triage: BackgroundServer, ups
     assert text == broken
 
 
-async def test_structured_answer_against_its_schema(triage: BackgroundServer, upstream: SimControl) -> None:
+async def test_structured_answer_against_its_schema(triage: BackgroundServer, sim_control: SimControl) -> None:
     """Valid JSON that breaks its schema (`title` a number): an `error` event naming the field's path."""
-    upstream.behave("cheap", reply='{"title": 5, "summary": "s", "steps": [], "follow_up_questions": []}')
+    sim_control.behave("cheap", reply='{"title": 5, "summary": "s", "steps": [], "follow_up_questions": []}')
     outcome = await ask(triage.url, "ui", structured=True)
     assert outcome.events[-1][0] == "error"
     assert outcome.error["type"] == "structured_output_error" and outcome.error["path"] == "/title"
@@ -293,19 +287,19 @@ def stop_reading(url: str, path: str, body: dict[str, Any]) -> socket.socket:
     return sock
 
 
-async def stall_a_reader(upstream: SimControl, dialect: str) -> None:
+async def stall_a_reader(sim_control: SimControl, dialect: str) -> None:
     """A client stops reading mid-stream; returns once Triage has dropped it."""
     # 16 MB paced over 10 s, in 16 kB words: loopback buffers toward the client (~3 MB here) fill within 2 s, while
     # the simulator, which keeps time, is still far from its end, whatever the buffers between it and Triage hold.
-    upstream.behave("cheap", reply=(" " + "x" * 16_000) * 1000, tokens_per_s=100)
+    sim_control.behave("cheap", reply=(" " + "x" * 16_000) * 1000, tokens_per_s=100)
     path = "/v1/triage/chat" if dialect == "ui" else "/v1/chat/completions"
     body = {"messages": USER} if dialect == "ui" else {"model": "auto", "stream": True, "messages": USER}
-    with run_triage(config(upstream.url, send_timeout=SEND_TIMEOUT)) as server:
+    with run_triage(config(sim_control.url, send_timeout=SEND_TIMEOUT)) as server:
         gateway = server.app.state.gateway  # type: ignore[attr-defined]
         sock = await asyncio.to_thread(stop_reading, server.url, path, body)
         try:
-            assert await wait_for(lambda: upstream.stats()["cancelled"] == 1, within=8), upstream.stats()
-            stats = upstream.stats()
+            assert await wait_for(lambda: sim_control.stats()["cancelled"] == 1, within=8), sim_control.stats()
+            stats = sim_control.stats()
             assert stats["active"] == 0 and stats["completed"] == 0
             assert await wait_for(lambda: server.call(lambda: gateway.slots.active) == 0)
             # The connection is closed: draining what was buffered ends in EOF (or a reset), not in a timeout.
@@ -318,19 +312,19 @@ async def stall_a_reader(upstream: SimControl, dialect: str) -> None:
 
 
 @pytest.mark.parametrize("dialect", ["openai", "ui"])
-async def test_client_that_stops_reading(upstream: SimControl, dialect: str) -> None:
+async def test_client_that_stops_reading(sim_control: SimControl, dialect: str) -> None:
     """A client that stops reading mid-stream (without closing): once a send has waited `server.send_timeout`, Triage
     drops the connection, closes the upstream request (the simulator counts it cancelled), and frees the slot."""
-    await stall_a_reader(upstream, dialect)
+    await stall_a_reader(sim_control, dialect)
 
 
 async def test_dropping_a_reader_that_stopped_is_not_an_error(
-    upstream: SimControl, caplog: pytest.LogCaptureFixture
+    sim_control: SimControl, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Dropping a client that stopped reading is Triage doing its job: no traceback, no ERROR from Triage. (uvicorn
     notes in one line that the response was left incomplete: ASGI has no other way to drop a connection whose
     reader is stuck, since every send, the last one too, first waits for the socket to drain.)"""
-    await stall_a_reader(upstream, "openai")
+    await stall_a_reader(sim_control, "openai")
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert [r for r in errors if r.exc_info] == []
     assert [r.getMessage() for r in errors if not r.name.startswith("uvicorn")] == []
