@@ -20,7 +20,7 @@ BODY = {"messages": [{"role": "user", "content": "What is the capital of France?
 async def answer(upstreams: Upstreams) -> None:
     stream = await upstreams.open_stream("cheap", BODY)
     try:
-        async for _ in stream:
+        async for _ in stream.batches():
             pass
     finally:
         await stream.aclose()

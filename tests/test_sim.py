@@ -119,7 +119,9 @@ async def test_time_to_first_token_and_speed_follow_the_behaviour(client: openai
             if chunk.choices and chunk.choices[0].delta.content:
                 arrivals.append(time.perf_counter() - start)
     assert 0.14 <= arrivals[0] < 0.4
-    assert 0.08 <= arrivals[-1] - arrivals[0] < 0.3  # 9 gaps of 10 ms
+    # The simulator keeps to its schedule (a chunk sent late does not push the later ones back), so the span from the
+    # first arrival depends on how late that one was; the last of the 10 is due at 150 ms + 9 gaps of 10 ms.
+    assert 0.23 <= arrivals[-1] < 0.6
 
 
 async def test_same_request_and_seed_give_identical_content(client: openai.AsyncOpenAI, sim_url: str) -> None:
