@@ -37,21 +37,11 @@ from typing import Any
 
 from _load import ROOT, percentile
 
-__all__ = ["macro_f1", "routing_report"]
+__all__ = ["routing_report"]
 
 SIMPLE = "simple"
 CATEGORIES = ("simple", "reasoning", "tool_use")
 _ENCODER_ATTRIBUTES = ("encoder", "_encoder", "embedder", "_embedder")
-
-
-def macro_f1(truth: Sequence[str], predicted: Sequence[str | None], labels: Sequence[str] = CATEGORIES) -> float:
-    scores = []
-    for label in labels:
-        tp = sum(t == label and p == label for t, p in zip(truth, predicted, strict=True))
-        fp = sum(t != label and p == label for t, p in zip(truth, predicted, strict=True))
-        fn = sum(t == label and p != label for t, p in zip(truth, predicted, strict=True))
-        scores.append(2 * tp / (2 * tp + fp + fn) if tp else 0.0)
-    return sum(scores) / len(scores)
 
 
 def under_routing(truth: Sequence[str], routed: Sequence[str | None]) -> float:
@@ -131,6 +121,7 @@ async def _evaluate(train: list[dict[str, Any]], test: list[dict[str, Any]], pee
     from triage._classifier import ClassifyInput
     from triage._local import LocalClassifier, default_head_path, train_head
     from triage._policy import plan_route
+    from triage._retrain_data import macro_f1
 
     config = gateway_config("http://127.0.0.1:9", classifier={"kind": "cascade"})
     threshold = config.classifier.threshold
@@ -205,7 +196,7 @@ async def _evaluate(train: list[dict[str, Any]], test: list[dict[str, Any]], pee
     out: dict[str, Any] = {"test_items": len(test), "threshold": threshold}
     for name, r in results.items():
         out["triage" if name == "triage" else "semantic_router"] = {
-            "macro_f1": round(macro_f1(truth, r["top"]), 4),
+            "macro_f1": round(macro_f1(truth, r["top"], CATEGORIES), 4),
             "under_routing": round(under_routing(truth, r["routed"]), 4),
             "to_strongest": round(sum(x is None for x in r["routed"]) / len(test), 4),
             "latency_p50_ms": round(percentile(r["ms"], 50), 4),

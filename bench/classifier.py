@@ -32,21 +32,13 @@ from typing import Any
 import numpy as np
 from _load import ROOT, json_line, percentile
 
+from triage._retrain_data import macro_f1
+
 DATA = Path(os.environ.get("TRIAGE_DEV_DATA", ROOT.parent / "shared" / "data" / "dev.jsonl"))
 CATEGORIES = ("simple", "reasoning", "tool_use")
 Predictor = Callable[[str], str]
 # (texts, labels, weights) -> predictor; the weights are the recipe's (exemplars count less than data lines).
 Trainer = Callable[[Sequence[str], Sequence[str], Sequence[float]], Predictor]
-
-
-def macro_f1(truth: Sequence[str], predicted: Sequence[str]) -> float:
-    scores = []
-    for c in CATEGORIES:
-        tp = sum(t == c and p == c for t, p in zip(truth, predicted, strict=True))
-        fp = sum(t != c and p == c for t, p in zip(truth, predicted, strict=True))
-        fn = sum(t == c and p != c for t, p in zip(truth, predicted, strict=True))
-        scores.append(2 * tp / (2 * tp + fp + fn) if tp else 0.0)
-    return float(np.mean(scores))
 
 
 def triage_arm(encoder: Any) -> Trainer:
@@ -219,12 +211,14 @@ def main() -> None:
             predicted.append(predict(r["text"]))
             latencies.append((time.perf_counter() - t) * 1000)
         figures: dict[str, Any] = {
-            "test_macro_f1": macro_f1([r["label"] for r in test], predicted),
+            "test_macro_f1": macro_f1([r["label"] for r in test], predicted, CATEGORIES),
             "p50_ms": percentile(latencies, 50),
             "p99_ms": percentile(latencies, 99),
         }
         predict = fit(ex_texts, ex_labels, [1.0] * len(ex_texts))
-        figures["exemplars_only_macro_f1"] = macro_f1([r["label"] for r in rows], [predict(r["text"]) for r in rows])
+        figures["exemplars_only_macro_f1"] = macro_f1(
+            [r["label"] for r in rows], [predict(r["text"]) for r in rows], CATEGORIES
+        )
         pooled_truth, pooled_predicted, per_source = [], [], {}
         for source in sources:
             kept = [r for r in rows if r["group"] != source]
@@ -238,7 +232,7 @@ def main() -> None:
             per_source[source] = sum(g == r["label"] for g, r in zip(guesses, held, strict=True)) / len(held)
             pooled_truth += [r["label"] for r in held]
             pooled_predicted += guesses
-        figures["loso_macro_f1"] = macro_f1(pooled_truth, pooled_predicted)
+        figures["loso_macro_f1"] = macro_f1(pooled_truth, pooled_predicted, CATEGORIES)
         figures["loso_accuracy_by_source"] = per_source
         figures["seconds"] = time.perf_counter() - arm_started
         results[name] = figures

@@ -106,8 +106,9 @@ def _jsonl(path: Path) -> list[tuple[str, str]]:
     return [(str(r["text"]), str(r["label"])) for r in rows]
 
 
-def macro_f1(truth: Sequence[str], predicted: Sequence[str], categories: Sequence[str]) -> float:
-    """Unweighted mean of per-category F1 over the categories present in `truth` or `predicted`."""
+def macro_f1(truth: Sequence[str], predicted: Sequence[str | None], categories: Sequence[str]) -> float:
+    """Unweighted mean of per-category F1 over the categories present in `truth` or `predicted` (a None
+    prediction, no category at all, only counts against recall)."""
     present = [c for c in categories if c in truth or c in predicted]
     if not present:
         return 0.0
