@@ -226,3 +226,54 @@ _TOKENIZER_FRAGMENTS = ["hello", " ", "  ", "\n", "<s>", "</s>", "<unk>", "\u258
 def test_token_ids_are_those_of_the_tokenizers_encode(encoder: Encoder, text: str) -> None:
     """`token_ids` calls the BPE model on text it normalises itself; `encode` is the reference."""
     assert encoder.token_ids(text) == encoder._tokenizer.encode(text, add_special_tokens=False).ids
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.floats(-60, 60), min_size=2, max_size=6), st.floats(0.05, 20))
+def test_one_rows_calibration_is_the_batch_calibration(values: list[float], temperature: float) -> None:
+    """The request path calibrates one row in Python floats; the batch path in numpy. libm and numpy may round
+    exp and log differently in the last bit, no more."""
+    head = Head(("a", "b"), FeatureSpec(), np.zeros((1, 2), np.float32), np.zeros((1, 2), np.float32),
+                np.zeros(2, np.float32), temperature=temperature)
+    logits = np.array(values)
+    np.testing.assert_allclose(head.calibrated_one(logits), head.calibrated(logits), rtol=1e-13, atol=1e-300)
+
+
+def test_prototype_features_are_best_and_top_means_over_the_runs() -> None:
+    """The sort-and-one-product summary against its definition: per category, the best similarity and the mean
+    of the top 3 within each run's prototypes, each averaged over the runs."""
+    from triage._prototypes import prototype_features
+
+    rng = np.random.default_rng(0)
+    n_classes, runs, k, dim = 3, 3, 20, 16
+    prototypes = rng.normal(size=(n_classes, runs * k, dim)).astype(np.float32)
+    embeddings = rng.normal(size=(5, dim)).astype(np.float32)
+    got = prototype_features(embeddings, prototypes, runs=runs, top=3)
+    similarities = (embeddings @ prototypes.reshape(-1, dim).T).reshape(5, n_classes, runs, k)
+    ordered = np.sort(similarities, axis=-1)
+    expected = np.stack([ordered[..., -1].mean(axis=-1), ordered[..., -3:].mean(axis=(-2, -1))], axis=-1)
+    np.testing.assert_allclose(got, expected.reshape(5, 2 * n_classes), rtol=1e-5)
+    one = np.empty(2 * n_classes, np.float32)
+    prototype_features(embeddings[0], prototypes, runs=runs, top=3, out=one)
+    np.testing.assert_allclose(one, got[0], rtol=1e-6)  # one row's product and many rows' may round apart
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=40))
+def test_hashed_words_found_in_utf8_are_the_words_of_the_text(text: str) -> None:
+    """The hashed block finds its words in the text's UTF-8 (its pattern is ASCII): the same words."""
+    from triage._features import _WORD, _WORD_BYTES
+
+    assert _WORD_BYTES.findall(text.encode()) == [word.encode() for word in _WORD.findall(text)]
+
+
+def test_phrases_of_several_words_count_and_their_first_word_alone_does_not() -> None:
+    from triage._lexical import LEXICAL_NAMES, lexical_features
+
+    def fired(text: str) -> set[str]:
+        return {name for name, value in zip(LEXICAL_NAMES, lexical_features(text), strict=True) if value}
+
+    assert {"live", "derive"} <= fired("show the real time numbers step by step")
+    assert "live" not in fired("it is real")
+    assert {"affirmation", "affirmation_first"} <= fired("thanks a lot")
+    assert "affirmation_first" not in fired("thank you so much")  # "thank you" is a phrase, "thank" is not

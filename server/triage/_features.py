@@ -58,6 +58,8 @@ _TAIL_CHARS = 400
 CLIPPED_CHARS = _HEAD_CHARS + _TAIL_CHARS + 1
 
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[?$%=+*/^<>#@{}()\[\]]")
+# The same words, found in the text's UTF-8 (ASCII, so the same matches): crc32 takes them as they come.
+_WORD_BYTES = re.compile(_WORD.pattern.encode())
 _BIGRAM_MULTIPLIER = 0x9E3779B1  # odd 32-bit constants: a bigram's key differs from both words' and the reverse's
 _BIGRAM_SALT = 0x85EBCA77
 _DIGIT = re.compile(r"\d")
@@ -132,9 +134,9 @@ class Encoder:
         ids = self.token_ids(clip_text(text).lower())
         if not ids:
             return vector
-        # The mean, without np.mean's overhead; take() costs two thirds of fancy indexing for a few rows.
+        # The mean's direction is the sum's: normalising the sum skips a division. take() costs two thirds of fancy
+        # indexing for a few rows.
         self._embedding.take(ids, axis=0).sum(axis=0, out=vector)
-        vector /= np.float32(len(ids))
         # math.sqrt on the float32 sum of squares, rounded back to float32, is np.sqrt's float32 result exactly
         # (a double's 53 bits are more than twice float32's 24 plus 2), without numpy's per-scalar overhead.
         norm = np.float32(math.sqrt(float(vector @ vector)))
@@ -214,12 +216,12 @@ class Featurizer:
     def hashed(self, text: str, body: str | None = None) -> npt.NDArray[np.int64]:
         """Bucket indices (unique, ascending) of the text's word unigrams, bigrams and first words. `body`:
         `strip_politeness(text)` if the caller has it (the local classifier shares it with the lexical features)."""
-        words = _WORD.findall(_DIGIT.sub("0", text.lower()))
+        words = _WORD_BYTES.findall(_DIGIT.sub("0", text.lower()).encode())
         # One crc32 per word; bigrams combine their words' hashes arithmetically (no string per pair). In plain ints:
         # a request has tens of words, too few for numpy's per-call overhead to pay. Both hashes are below 2**32, so
         # `a * multiplier + b` stays below 2**64: the same keys as the uint64 arithmetic heads were trained on.
         n_buckets = self.spec.n_buckets
-        unigrams = [zlib.crc32(w.encode()) for w in words]
+        unigrams = [zlib.crc32(w) for w in words]
         buckets = {key % n_buckets for key in unigrams}
         buckets.update([((a * _BIGRAM_MULTIPLIER + b) ^ _BIGRAM_SALT) % n_buckets for a, b in pairwise(unigrams)])
         # The verb or question word that opens the request, past any "could you please".

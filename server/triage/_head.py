@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -68,6 +69,17 @@ class Head:
         z -= z.max(axis=-1, keepdims=True)
         z -= np.log(np.exp(z).sum(axis=-1, keepdims=True))
         return np.exp(z, out=z)
+
+    def calibrated_one(self, logits: npt.NDArray[np.float64]) -> list[float]:
+        """`calibrated` of one text's logits, as floats: the same steps on a handful of Python floats, which cost a
+        fifth of five numpy calls on the request path. libm's exp and log may differ from numpy's in the last
+        bit, so the two agree to within a few ulps (a test holds them to that)."""
+        temperature = self.temperature
+        z = [x / temperature for x in logits.tolist()]
+        top = max(z)
+        z = [x - top for x in z]
+        log_total = math.log(sum([math.exp(x) for x in z]))
+        return [math.exp(x - log_total) for x in z]
 
     def save(self, path: str | Path) -> None:
         rows = np.flatnonzero(np.any(self.sparse_w != 0, axis=1))

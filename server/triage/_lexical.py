@@ -205,17 +205,22 @@ _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 _HEAD, _TAIL = 500, 300
 
 
-def _phrase_table() -> dict[tuple[str, ...], list[int]]:
-    table: dict[tuple[str, ...], list[int]] = {}
+def _phrase_table() -> dict[str, tuple[int, ...]]:
+    """Each phrase (its words joined by one space) and the indices of the lists that hold it."""
+    table: dict[str, tuple[int, ...]] = {}
     for i, phrases in enumerate(_PHRASES.values()):
         for phrase in phrases.split("|"):
-            table.setdefault(tuple(phrase.split()), []).append(i)
+            key = " ".join(phrase.split())
+            table[key] = (*table.get(key, ()), i)
     return table
 
 
+# Keyed by strings, not tuples of words: the one-word phrases of a text are then one set intersection, with no
+# tuple made per word (a third of the lexical features' time went to those).
 _TABLE = _phrase_table()
+_SINGLE_WORDS = frozenset(key for key in _TABLE if " " not in key)
 # First words of the phrases of two or three words: only the n-grams opening with one of them can be in the table.
-_OPENERS = frozenset(gram[0] for gram in _TABLE if len(gram) > 1)
+_OPENERS = frozenset(key.split()[0] for key in _TABLE if " " in key)
 _AFFIRMATION = list(_PHRASES).index("affirmation")
 _EXTRA = (
     "action_first",
@@ -233,7 +238,13 @@ LEXICAL_NAMES: tuple[str, ...] = (*_PHRASES, *_PATTERNS, *_EXTRA)
 
 def strip_politeness(text: str) -> str:
     """The request without greetings and "could you please"-style framing, lower-cased."""
-    return _POLITE.sub("", text.strip().lower())
+    return _without_politeness(text.strip().lower())
+
+
+def _without_politeness(lower: str) -> str:
+    # The pattern is anchored: one match at the start, where `sub` would also try every later position.
+    match = _POLITE.match(lower)
+    return lower[match.end() :] if match else lower
 
 
 def lexical_features(text: str, body: str | None = None) -> list[float]:
@@ -243,26 +254,31 @@ def lexical_features(text: str, body: str | None = None) -> list[float]:
         text, body = text[:_HEAD] + "\n" + text[-_TAIL:], None
     lower = text.lower()
     if body is None:
-        body = _POLITE.sub("", lower)
+        body = _without_politeness(lower)
     words = _WORD.findall(lower)
     phrases = [0.0] * len(_PHRASES)
-    grams: set[tuple[str, ...]] = {(w,) for w in words}
-    grams.update(tuple(words[i : i + n]) for i, w in enumerate(words) if w in _OPENERS for n in (2, 3))
-    for gram in grams & _TABLE.keys():
-        for i in _TABLE[gram]:
+    found = _SINGLE_WORDS.intersection(words)
+    if not _OPENERS.isdisjoint(words):
+        found = found.union(" ".join(words[i : i + n]) for i, w in enumerate(words) if w in _OPENERS for n in (2, 3))
+    for phrase in found:
+        for i in _TABLE.get(phrase, ()):
             phrases[i] = 1.0
-    patterns = _pattern_features((text, lower, body), digit=_DIGIT.search(lower) is not None, upper=text != lower)
+    digit = _DIGIT.search(lower) is not None
+    patterns = _pattern_features((text, lower, body), digit=digit, upper=text != lower)
     first = _WORD.match(body)
     first_word = first.group(0) if first else ""
-    numbers = len(_NUMBER.findall(text)) + len(_NUMBER_WORDS.intersection(words))
-    dated = any(w in _MONTHS and n[:1].isdigit() for w, n in pairwise(words))
+    numbers = len(_NUMBER_WORDS.intersection(words)) + (len(_NUMBER.findall(text)) if digit else 0)
+    # A month followed by a number; most texts have neither, and the pairs cost a loop in Python.
+    dated = digit and not _MONTHS.isdisjoint(words) and any(
+        w in _MONTHS and n[:1].isdigit() for w, n in pairwise(words)
+    )
     n_words = len(words)
     return [
         *phrases,
         *patterns,
         1.0 if first_word in _ACTIONS else 0.0,
         1.0 if first_word in _QUESTION_WORDS else 0.0,
-        1.0 if (first_word,) in _TABLE and _AFFIRMATION in _TABLE[(first_word,)] else 0.0,
+        1.0 if _AFFIRMATION in _TABLE.get(first_word, ()) else 0.0,
         1.0 if dated else 0.0,
         math.log1p(numbers) / 2,
         1.0 if numbers >= 3 else 0.0,

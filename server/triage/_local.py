@@ -75,15 +75,14 @@ class LocalClassifier:
         self.context_weight = context_weight
         self.context_decay = context_decay
         spec = head.spec
-        # Each dense block's weight, element by element: one multiply of the concatenated blocks scales them all, to
-        # the same float32 values as scaling each block.
+        # The dense blocks' weights (each block's, element by element) and the bias folded into one float64 matrix:
+        # the feature vector, with a trailing 1, times this is the dense logits in one product.
         blocks = [(self.encoder.dim, spec.dense_weight), (spec.n_lexical, spec.lexical_weight)]
         if head.prototypes is not None:
             blocks.append((2 * len(head.categories), spec.prototype_weight))
-        self._dense_scales = np.concatenate([np.full(n, w, dtype=np.float32) for n, w in blocks])
+        scales = np.concatenate([np.full(n, w) for n, w in blocks])
+        self._dense_w = np.vstack([scales[:, None] * head.dense_w, head.bias]).astype(np.float64)
         self._sparse_scale = float(spec.sparse_weight)
-        # The dense product runs in float64; a float32 matrix would be cast (copied) on every call.
-        self._dense_w = head.dense_w.astype(np.float64)
 
     @classmethod
     def load(
@@ -113,27 +112,27 @@ class LocalClassifier:
         """Raw logits of one text (the fast path: no batch bookkeeping)."""
         text = clip_text(text)
         head = self.head
-        # One float32 vector that each block is written into in place (embedding, lexical, prototype similarities),
-        # then scaled into float64 in one call: the float32 products, widened, that concatenating, scaling and
-        # casting gave. Between requests other work evicts the CPU caches, so each numpy call costs microseconds.
-        dense = np.zeros(self._dense_scales.size, dtype=np.float32)
+        # One float32 vector that each block is written into in place (embedding, lexical, prototype similarities, a
+        # 1 for the bias), then one product with the folded weights. Between requests other work evicts the CPU
+        # caches, so each numpy call costs microseconds.
+        dense = np.zeros(self._dense_w.shape[0], dtype=np.float32)
+        dense[-1] = 1.0  # the bias's row
         dim, n_lexical = self.encoder.dim, head.spec.n_lexical
         embedded = self.encoder.embed_one(text, out=dense[:dim])
         # Without its greeting and "could you please": the lexical features and the hashed opening both need it.
         body = strip_politeness(text)
         dense[dim : dim + n_lexical] = lexical_features(text, body)
         if head.prototypes is not None:
-            spec, block = head.spec, dense[dim + n_lexical :]
+            spec, block = head.spec, dense[dim + n_lexical : -1]
             prototype_features(embedded, head.prototypes, runs=spec.prototype_runs, top=spec.prototype_top, out=block)
-        # The float32 product (the loop numpy picks for float32 inputs), widened as it is stored.
-        scaled = np.multiply(dense, self._dense_scales, out=np.empty(dense.size))
-        z: npt.NDArray[np.float64] = scaled @ self._dense_w
-        z += head.bias
+        z: npt.NDArray[np.float64] = dense @ self._dense_w
         buckets = self.featurizer.hashed(text, body)
         if buckets.size:
-            # take(): a third of the cost of fancy indexing for a few rows.
-            scale = np.float64(self._sparse_scale / math.sqrt(buckets.size))
-            z += head.sparse_w.take(buckets, axis=0).sum(axis=0) * scale
+            # take(): a third of the cost of fancy indexing for a few rows. Summed in float64, so the Python float
+            # scale keeps it float64.
+            z += head.sparse_w.take(buckets, axis=0).sum(axis=0, dtype=np.float64) * (
+                self._sparse_scale / math.sqrt(buckets.size)
+            )
         return z
 
     def context_logits(self, request: ClassifyInput) -> npt.NDArray[np.float64]:
@@ -142,7 +141,7 @@ class LocalClassifier:
         if not request.prior_user:
             return z
         # A follow-up that is sure of itself on its own takes half the context; an unsure one, all of it.
-        doubt = (1.0 - float(self.head.calibrated(z).max())) / (1.0 - 1.0 / len(self.head.categories))
+        doubt = (1.0 - max(self.head.calibrated_one(z))) / (1.0 - 1.0 / len(self.head.categories))
         weight = self.context_weight * follow_up_score(request.last_user) * min(1.0, max(0.5, 3.0 * doubt))
         for turn in reversed(request.prior_user):
             if weight < 1e-3:
@@ -153,8 +152,7 @@ class LocalClassifier:
 
     def predict(self, request: ClassifyInput) -> Decision:
         started = time.perf_counter()
-        # tolist(): the same Python floats as float() of each element, in one call instead of one per category.
-        probabilities: list[float] = self.head.calibrated(self.context_logits(request)).tolist()
+        probabilities = self.head.calibrated_one(self.context_logits(request))
         confidence = max(probabilities)  # the first of equal maxima, as np.argmax picks
         category = self.head.categories[probabilities.index(confidence)]
         ms = (time.perf_counter() - started) * 1000
