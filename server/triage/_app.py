@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -133,14 +134,21 @@ async def _guarded(request: Request, endpoint: str, handler: Callable[[_Call], A
             call.lease.release()
 
 
-def _sse(gateway: Gateway, answer: Answer[Any], body: AsyncIterator[bytes], headers: dict[str, str]) -> Response:
+def _sse(gateway: Gateway, answer: Answer[Any], body: AsyncIterator[bytes], routed: Routed) -> Response:
     server = gateway.config.server
     gateway.drain.track(answer)
-    return _EventStream(
-        body, headers=headers, ping=server.ping_interval, send_timeout=server.send_timeout, sep="\n",
-        background=BackgroundTask(answer.aclose), shutdown_event=gateway.drain.event,
+    response = _EventStream(
+        body, headers=routed.headers(answer.model), ping=server.ping_interval, send_timeout=server.send_timeout,
+        sep="\n", background=BackgroundTask(answer.aclose), shutdown_event=gateway.drain.event,
         shutdown_grace_period=server.shutdown_grace,
     )
+    model = answer.model  # not the answer itself: the response must not keep it alive (see _EventStream)
+
+    def observe_ttft() -> None:
+        gateway.metrics.ttft_seconds.labels(model).observe(time.perf_counter() - routed.received)
+
+    response.after_first_event = observe_ttft
+    return response
 
 
 class _EventStream(EventSourceResponse):
@@ -153,6 +161,9 @@ class _EventStream(EventSourceResponse):
       which is Triage doing its job, not an error to log with a traceback.
     - Once done, it lets go of the answer (see `__call__`).
     """
+
+    # Called once the first event is out (the time-to-first-token metric): nothing on the way to it that need not be.
+    after_first_event: Callable[[], None] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -177,7 +188,14 @@ class _EventStream(EventSourceResponse):
         await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
         if first is not None:
             assert isinstance(first, bytes), "Triage's encoders yield encoded events"
-            await self._send_with_timeout(send, {"type": "http.response.body", "body": first, "more_body": True})
+            # asyncio's timeout, not sse-starlette's anyio scope: the same bound at a fraction of the set-up.
+            try:
+                async with asyncio.timeout(self.send_timeout):
+                    await send({"type": "http.response.body", "body": first, "more_body": True})
+            except TimeoutError:
+                raise SendTimeoutError from None
+        if self.after_first_event is not None:
+            self.after_first_event()
 
 
 def _without_start(send: Send) -> Send:
@@ -196,18 +214,16 @@ async def chat_completions(request: Request) -> Response:
     async def handle(call: _Call) -> Response:
         gateway = call.gateway
         body, chat = await _read_chat(request, gateway, ChatCompletionRequest)
-        routed, inputs = gateway.begin(chat, call.caller.key_id)
+        routed, inputs = gateway.begin(chat, body["messages"], call.caller.key_id)
         with gateway.failing(routed, endpoint):
             if chat.stream:
                 stream = await until_disconnect(gateway.open_stream(chat, body, routed, inputs), request.receive)
             else:
                 data = await until_disconnect(gateway.open_completion(chat, body, routed, inputs), request.receive)
         if chat.stream:
-            gateway.metrics.ttft_seconds.labels(stream.model).observe(time.perf_counter() - routed.received)
             answer = Answer(stream, _settler(gateway, routed, stream.model, endpoint), call.hand_over())
             include_usage = bool(chat.stream_options and chat.stream_options.include_usage)
-            return _sse(gateway, answer, openai_chunks(answer, include_usage=include_usage),
-                        routed.headers(stream.model))
+            return _sse(gateway, answer, openai_chunks(answer, include_usage=include_usage), routed)
         model = str(data["model"])
         tally = StreamTally()
         raw_usage = data.get("usage") or {}
@@ -230,15 +246,14 @@ async def triage_chat(request: Request) -> Response:
         body, chat = await _read_chat(request, gateway, TriageChatRequest)
         option = chat.structured_schema()
         parser = IncrementalJSONParser(SchemaValidator(option.schema_)) if option is not None else None
-        routed, inputs = gateway.begin(chat, call.caller.key_id)
+        routed, inputs = gateway.begin(chat, body["messages"], call.caller.key_id)
         with gateway.failing(routed, endpoint):
             stream = await until_disconnect(
                 gateway.open_stream(chat, chat.upstream_body(body), routed, inputs), request.receive
             )
-        gateway.metrics.ttft_seconds.labels(stream.model).observe(time.perf_counter() - routed.received)
         answer = Answer(stream, _settler(gateway, routed, stream.model, endpoint), call.hand_over())
         events = ui_events(answer, route=routed.route_event(stream.model), parser=parser)
-        return _sse(gateway, answer, events, routed.headers(stream.model))
+        return _sse(gateway, answer, events, routed)
 
     return await _guarded(request, endpoint, handle)
 

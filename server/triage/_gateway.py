@@ -28,6 +28,7 @@ from ._records import DecisionRecord, RequestStatus, SpeculationOutcome
 from ._schemas import ChatCompletionRequest
 from ._speculation import Speculation, StagedClassifier, worth_speculating
 from ._store import Store
+from ._types import ChatMessage
 from ._upstream import Chunk, ModelStream, Upstreams
 
 __all__ = ["Gateway", "Routed", "StreamTally"]
@@ -183,8 +184,11 @@ class Gateway:
 
     # -- routing --------------------------------------------------------------------------------------------
 
-    def begin(self, chat: ChatCompletionRequest, key_id: str | None) -> tuple[Routed, ClassifyInput]:
-        messages = [m.model_dump() for m in chat.messages]
+    def begin(
+        self, chat: ChatCompletionRequest, messages: Sequence[ChatMessage], key_id: str | None
+    ) -> tuple[Routed, ClassifyInput]:
+        """A request's routing record and what its classifier sees. `messages`: the body's messages as sent (`chat`
+        validated them), read as they are: dumping the validated models again cost ~0.1 ms of time to first token."""
         inputs = ClassifyInput.from_messages(
             messages, has_tools=bool(chat.tools), context_turns=self.config.classifier.context_turns
         )
@@ -306,7 +310,6 @@ class Gateway:
             decision = Decision(
                 self.config.default_category, 0.0, {}, "fallback", ms, (LayerTiming(classifier.name, ms),)
             )
-        self.metrics.classify_seconds.labels(decision.classifier).observe(decision.latency_ms / 1000)
         return decision
 
     # -- accounting -----------------------------------------------------------------------------------------
@@ -323,6 +326,8 @@ class Gateway:
             m.cost_usd.inc(cost.cost_usd)
             m.baseline_cost_usd.inc(cost.baseline_cost_usd)
             m.routes.labels(routed.route.category or "", model, routed.route.reason).inc()
+        if routed.decision is not None:  # observed here, off the way to the first token
+            m.classify_seconds.labels(routed.decision.classifier).observe(routed.decision.latency_ms / 1000)
         now = time.perf_counter()
         m.requests.labels(endpoint, status).inc()
         m.request_seconds.labels(endpoint).observe(now - routed.received)
