@@ -277,3 +277,18 @@ def test_phrases_of_several_words_count_and_their_first_word_alone_does_not() ->
     assert "live" not in fired("it is real")
     assert {"affirmation", "affirmation_first"} <= fired("thanks a lot")
     assert "affirmation_first" not in fired("thank you so much")  # "thank you" is a phrase, "thank" is not
+
+
+def test_no_token_joins_a_word_to_the_space_before_the_next(encoder: Encoder) -> None:
+    """`token_ids` runs BPE on each "▁word" piece alone (and keeps their ids): exact only while no token of the
+    vocabulary holds a "▁" after another character, so no merge can cross from one piece into the next."""
+    vocabulary = encoder._tokenizer.get_vocab()
+    assert not [token for token in vocabulary if "\u2581" in token.lstrip("\u2581")]
+
+
+def test_token_ids_of_repeated_words_come_from_the_word_cache(encoder: Encoder) -> None:
+    text = "play the next song and then play the one after"
+    assert encoder.token_ids(text) == encoder._tokenizer.encode(text, add_special_tokens=False).ids
+    before = encoder._piece_ids.cache_info().hits
+    assert encoder.token_ids(text) == encoder._tokenizer.encode(text, add_special_tokens=False).ids
+    assert encoder._piece_ids.cache_info().hits - before == len(text.split())
