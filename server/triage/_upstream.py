@@ -42,7 +42,7 @@ from ._exceptions import (
     UpstreamStatusError,
     UpstreamTimeout,
 )
-from ._http import dumps
+from ._http import dumps, loads
 from ._retry import parse_retry_after, retry_delay, should_retry
 from ._sse_decode import SSEDecoder, SSEEvent
 
@@ -148,7 +148,7 @@ def _error_message(text: str) -> str:
 
 
 def _parse_chunk(event: SSEEvent, model: str) -> Chunk:
-    chunk = json.loads(event.data)
+    chunk = loads(event.data)
     if not isinstance(chunk, dict):
         raise UpstreamProtocolError(f"model {model!r} sent a chunk that is not a JSON object", model=model)
     error = chunk.get("error")
@@ -436,7 +436,7 @@ class Upstreams:
                 async with asyncio.timeout(timeouts.total):
                     response = await self._post(model, body, stream=False)
                     async with response:
-                        data = json.loads(await response.read())
+                        data = loads(await response.read())
             except TimeoutError:
                 message = f"model {model!r} gave no answer within {timeouts.total:g}s"
                 raise UpstreamTimeout(message, model=model) from None
