@@ -133,7 +133,7 @@ class Gateway:
         # sse-starlette waits `shutdown_grace` before it cancels a response; answers end a little earlier, so the
         # client gets an explicit error event rather than a silent cut.
         self.drain = Drain(max(0.0, config.server.shutdown_grace - 0.5))
-        self.classifier: Classifier = classifier or RulesClassifier(config.categories, default=config.default_category)
+        self.classifier = classifier or RulesClassifier(config.categories, default=config.default_category)
         # Without one given, the configured classifier is built at start: its LLM layer shares the pooled clients.
         self._own_classifier = classifier is None
         self.store = store
@@ -177,6 +177,16 @@ class Gateway:
         """Apps served without lifespan events (some test transports, some hosts) start on first use."""
         if not self._started:
             await self.start()
+
+    @property
+    def classifier(self) -> Classifier:
+        return self._classifier
+
+    @classifier.setter
+    def classifier(self, classifier: Classifier) -> None:
+        self._classifier = classifier
+        # A runtime protocol check looks up every member (~10 us): once per classifier, not once per request.
+        self._staged: StagedClassifier | None = classifier if isinstance(classifier, StagedClassifier) else None
 
     def swap_classifier(self, classifier: Classifier) -> None:
         """Install a new classifier (a retrained head). Requests in flight keep the one they started with."""
@@ -288,19 +298,19 @@ class Gateway:
     async def _classify(
         self, inputs: ClassifyInput, *, before_slow_layer: Callable[[], None] | None, prompt_tokens: int
     ) -> Decision:
-        classifier = self.classifier
+        classifier, staged = self._classifier, self._staged  # `staged`: the classifier, if it is a StagedClassifier
         started = time.perf_counter()
         try:
-            if isinstance(classifier, StagedClassifier):
-                decision = await classifier.classify_local(inputs)
-                if classifier.needs_llm(decision):
+            if staged is not None:
+                decision = await staged.classify_local(inputs)
+                if staged.needs_llm(decision):
                     spec_model = self.config.speculative_model
                     if before_slow_layer is not None and worth_speculating(
-                        self.config.speculation, expected_classify_ms=classifier.expected_llm_ms,
+                        self.config.speculation, expected_classify_ms=staged.expected_llm_ms,
                         cheap_ttft_ms=self.upstreams.ttft_estimate_ms(spec_model), prompt_tokens=prompt_tokens,
                     ):
                         before_slow_layer()
-                    decision = await classifier.escalate(inputs, decision)
+                    decision = await staged.escalate(inputs, decision)
             else:
                 decision = await classifier.classify(inputs)
         except Exception:
