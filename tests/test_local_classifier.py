@@ -289,6 +289,14 @@ def test_no_token_joins_a_word_to_the_space_before_the_next(encoder: Encoder) ->
 def test_token_ids_of_repeated_words_come_from_the_word_cache(encoder: Encoder) -> None:
     text = "play the next song and then play the one after"
     assert encoder.token_ids(text) == encoder._tokenizer.encode(text, add_special_tokens=False).ids
-    before = encoder._piece_ids.cache_info().hits
+    before = encoder._cached_piece_ids.cache_info().hits
     assert encoder.token_ids(text) == encoder._tokenizer.encode(text, add_special_tokens=False).ids
-    assert encoder._piece_ids.cache_info().hits - before == len(text.split())
+    assert encoder._cached_piece_ids.cache_info().hits - before == len(text.split())
+
+
+def test_long_pieces_are_tokenized_but_not_kept(encoder: Encoder) -> None:
+    """A client sending long unique strings must not grow the word cache: only word-sized pieces are kept."""
+    text = "a" * 40 + "b" * 40 + " short"
+    size = encoder._cached_piece_ids.cache_info().currsize
+    assert encoder.token_ids(text) == encoder._tokenizer.encode(text, add_special_tokens=False).ids
+    assert encoder._cached_piece_ids.cache_info().currsize - size <= 1  # "▁short" at most

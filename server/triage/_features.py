@@ -78,10 +78,12 @@ _LLAMA_NORMALIZER = {
 # No token of WordLlama's vocabulary holds a "▁" after another character (a test checks), so no BPE merge joins a
 # piece to the one before it: BPE on each piece gives the ids of BPE on the whole text.
 _PIECE = re.compile("▁*[^▁]+|▁+")
-# Pieces whose ids are kept (a few MB at most). The BPE model caches whole texts, which seldom repeat; a few thousand
-# words make up most requests. Measured in the peers bench (caches cold between decisions): a text of known words
-# costs a third of its BPE.
+# Pieces whose ids are kept. The BPE model caches whole texts, which seldom repeat; a few thousand words make up most
+# requests. Measured in the peers bench (caches cold between decisions): a text of known words costs a third of its
+# BPE. Only word-sized pieces are kept, so clients sending long unique strings cannot make the cache large: at most
+# 32,768 pieces of up to 32 characters, ~16 MB.
 _PIECE_CACHE = 1 << 15
+_CACHED_PIECE_CHARS = 32
 
 
 def clip_text(text: str) -> str:
@@ -108,10 +110,13 @@ class Encoder:
         pipeline = json.loads(tokenizer.to_str())
         direct = pipeline.get("normalizer") == _LLAMA_NORMALIZER and pipeline.get("pre_tokenizer") is None
         self._bpe = tokenizer.model if direct else None
-        bpe = tokenizer.model  # held by the closure, not through self: the cache makes no reference cycle
-        self._piece_ids = functools.lru_cache(maxsize=_PIECE_CACHE)(
-            lambda piece: tuple(token.id for token in bpe.tokenize(piece))
-        )
+        bpe = tokenizer.model
+
+        def piece_ids(piece: str) -> tuple[int, ...]:  # `bpe` held here, not through self: no cycle via the cache
+            return tuple(token.id for token in bpe.tokenize(piece))
+
+        self._piece_ids = piece_ids
+        self._cached_piece_ids = functools.lru_cache(maxsize=_PIECE_CACHE)(piece_ids)
         self._specials = tuple(token.content for token in tokenizer.get_added_tokens_decoder().values())
 
     @classmethod
@@ -140,8 +145,12 @@ class Encoder:
             return ids
         if not text:
             return []
-        piece_ids = self._piece_ids
-        return [i for piece in _PIECE.findall("▁" + text.replace(" ", "▁")) for i in piece_ids(piece)]
+        cached, uncached = self._cached_piece_ids, self._piece_ids
+        return [
+            i
+            for piece in _PIECE.findall("▁" + text.replace(" ", "▁"))
+            for i in (cached(piece) if len(piece) <= _CACHED_PIECE_CHARS else uncached(piece))
+        ]
 
     def embed_one(self, text: str, out: npt.NDArray[np.float32] | None = None) -> npt.NDArray[np.float32]:
         """The L2-normalised mean of the (lower-cased) text's token vectors; zeros for an empty text. `out`: a
