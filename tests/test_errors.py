@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 from harness import gateway_config
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from triage._app import create_app
 from triage._auth import hash_key
+from triage._http import loads
 
 CLIENT_KEY = "tk-client-0123456789"
 LIMITED_KEY = "tk-limited-0123456789"
@@ -58,8 +63,10 @@ def assert_openai_error(response: httpx.Response, status: int, code: str | None 
         (b"", "invalid_json"),
         (b"[1, 2]", "invalid_json"),
         (b'{"model": "auto", "messages": [{"role": "user", "content": "\xff\xfe"}]}', "invalid_encoding"),
+        (b'\xef\xbb\xbf{"model": "auto", "messages": [{"role": "user", "content": "hi"}]}', "invalid_json"),
+        ('{"model": "auto", "messages": [{"role": "user", "content": "hi"}]}'.encode("utf-16"), "invalid_encoding"),
     ],
-    ids=["malformed", "empty", "not-an-object", "invalid-utf8"],
+    ids=["malformed", "empty", "not-an-object", "invalid-utf8", "utf8-bom", "utf16"],
 )
 async def test_unreadable_bodies_are_400(http: httpx.AsyncClient, content: bytes, code: str) -> None:
     response = await http.post("/v1/chat/completions", content=content, headers={"content-type": "application/json"})
@@ -182,3 +189,29 @@ def test_open_access_is_refused_off_loopback() -> None:
     check_open_access(keyed_config(), "0.0.0.0")
     with pytest.raises(ConfigError, match="open access"):
         check_open_access(open_config, "0.0.0.0")
+
+
+_JSON_PIECES = ['{"a":', "[", "]", "}", ",", '"x"', '"\\ud800"', '"\\u00e9"', "1", "-0", "1e400", "NaN",
+                "123456789012345678901234567890", "true", "null", " ", "\n", "\t", '"', "\\", "\u00e9", "0.1"]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from(_JSON_PIECES) | st.text(max_size=3), max_size=14).map("".join))
+def test_loads_reads_what_json_reads(text: str) -> None:
+    """The request path's JSON reader (jiter, then json for what jiter refuses) accepts exactly the documents
+    json.loads accepts, with the same values (NaN compared as NaN)."""
+    try:
+        data = text.encode("utf-8", "surrogatepass")
+    except UnicodeEncodeError:
+        return
+    try:
+        expected = json.loads(data)
+    except ValueError:
+        with pytest.raises(ValueError):
+            loads(data)
+        return
+    got = loads(data)
+    if isinstance(expected, float) and math.isnan(expected):
+        assert isinstance(got, float) and math.isnan(got)
+    else:
+        assert got == expected or repr(got) == repr(expected)

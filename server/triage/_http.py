@@ -39,7 +39,7 @@ def dumps(data: Any) -> bytes:
     """Compact UTF-8 JSON."""
     try:
         return orjson.dumps(data)
-    except TypeError:  # integers beyond 64 bits, non-string keys, lone surrogates
+    except TypeError:  # what json writes and orjson refuses: integers beyond 64 bits, keys that are not strings
         return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
 
 
@@ -66,10 +66,11 @@ async def read_json(request: Request, *, limit: int) -> dict[str, Any]:
         raise ClientGone() from None
     if not body:
         raise InvalidRequest("request body is empty; expected a JSON object", code="invalid_json")
+    raw = bytes(body)
     try:
-        data = jiter.from_json(bytes(body), cache_mode="keys")
-    except ValueError:
-        data = _strict_json(bytes(body))
+        data = jiter.from_json(raw, cache_mode="keys")
+    except ValueError:  # not `loads`: json must read the refused body as UTF-8 text, the only encoding accepted
+        data = _strict_json(raw)
     if not isinstance(data, dict):
         raise InvalidRequest("request body must be a JSON object", code="invalid_json")
     return data

@@ -216,7 +216,7 @@ def _phrase_table() -> dict[str, tuple[int, ...]]:
 
 
 # Keyed by strings, not tuples of words: the one-word phrases of a text are then one set intersection, with no
-# tuple made per word (a third of the lexical features' time went to those).
+# tuple made per word.
 _TABLE = _phrase_table()
 _SINGLE_WORDS = frozenset(key for key in _TABLE if " " not in key)
 # First words of the phrases of two or three words: only the n-grams opening with one of them can be in the table.
