@@ -1,10 +1,10 @@
 """Triage: classify each chat request, route it to the right model, stream the answer."""
 
-from ._app import create_app
-from ._cascade import CascadeClassifier, build_classifier
-from ._classifier import Classifier, ClassifyInput, Decision, LayerTiming, RulesClassifier
-from ._config import TriageConfig, load_config
-from ._exceptions import (
+from triage._app import create_app
+from triage._cascade import CascadeClassifier, build_classifier
+from triage._classifier import Classifier, ClassifyInput, Decision, LayerTiming, RulesClassifier
+from triage._config import TriageConfig, load_config
+from triage._exceptions import (
     AllModelsFailed,
     AuthenticationError,
     ClassifierError,
@@ -26,9 +26,9 @@ from ._exceptions import (
     UpstreamStatusError,
     UpstreamTimeout,
 )
-from ._head import Head, train_head
-from ._local import LocalClassifier
-from ._middleware import TriageMiddleware
+from triage._head import Head, train_head
+from triage._local import LocalClassifier
+from triage._middleware import TriageMiddleware
 
 __version__ = "0.1.0"
 

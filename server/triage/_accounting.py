@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ._config import ModelConfig
+from triage._config import ModelConfig
 
 __all__ = ["Cost", "Usage", "cost_of", "estimate_tokens"]
 

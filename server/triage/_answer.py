@@ -12,9 +12,9 @@ from typing import Generic, TypeVar
 
 import anyio
 
-from ._gateway import StreamTally
-from ._limits import Lease
-from ._upstream import ModelStream
+from triage._gateway import StreamTally
+from triage._limits import Lease
+from triage._upstream import ModelStream
 
 __all__ = ["Answer"]
 

@@ -24,15 +24,15 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from ._accounting import Usage
-from ._answer import Answer
-from ._auth import Caller
-from ._classifier import Classifier
-from ._config import TriageConfig, load_config
-from ._exceptions import TriageError, UpstreamError
-from ._feedback import learning_routes
-from ._gateway import Gateway, Routed, StreamTally
-from ._http import (
+from triage._accounting import Usage
+from triage._answer import Answer
+from triage._auth import Caller
+from triage._classifier import Classifier
+from triage._config import TriageConfig, load_config
+from triage._exceptions import TriageError, UpstreamError
+from triage._feedback import learning_routes
+from triage._gateway import Gateway, Routed, StreamTally
+from triage._http import (
     ClientGone,
     http_error_handler,
     read_json,
@@ -40,16 +40,16 @@ from ._http import (
     unexpected_error_handler,
     until_disconnect,
 )
-from ._limits import Lease
-from ._openai_stream import openai_chunks
-from ._openapi import openapi
-from ._schemas import ChatCompletionRequest, TriageChatRequest, parse_body
-from ._sqlite_store import SQLiteStore
-from ._store import Store
-from ._structured import IncrementalJSONParser
-from ._structured_schema import SchemaValidator
-from ._types import Message, Receive, Scope, Send
-from ._ui_stream import ui_events
+from triage._limits import Lease
+from triage._openai_stream import openai_chunks
+from triage._openapi import openapi
+from triage._schemas import ChatCompletionRequest, TriageChatRequest, parse_body
+from triage._sqlite_store import SQLiteStore
+from triage._store import Store
+from triage._structured import IncrementalJSONParser
+from triage._structured_schema import SchemaValidator
+from triage._types import Message, Receive, Scope, Send
+from triage._ui_stream import ui_events
 
 __all__ = ["create_app"]
 

@@ -14,8 +14,8 @@ from typing import Literal
 
 from starlette.requests import HTTPConnection
 
-from ._config import AuthConfig
-from ._exceptions import AuthenticationError, ConfigError, PermissionDenied
+from triage._config import AuthConfig
+from triage._exceptions import AuthenticationError, ConfigError, PermissionDenied
 
 __all__ = ["ANONYMOUS", "Caller", "KeyRing", "Role", "hash_key"]
 

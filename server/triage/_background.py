@@ -13,7 +13,7 @@ from typing import Self, TypeVar
 
 import uvicorn
 
-from ._types import ASGIApp
+from triage._types import ASGIApp
 
 __all__ = ["BackgroundServer"]
 

@@ -34,9 +34,9 @@ from collections.abc import Mapping, Sequence
 
 import openai
 
-from ._classifier import Classifier, ClassifyInput, Decision, LayerTiming, RulesClassifier
-from ._config import TriageConfig
-from ._exceptions import ClassifierError, ConfigError
+from triage._classifier import Classifier, ClassifyInput, Decision, LayerTiming, RulesClassifier
+from triage._config import TriageConfig
+from triage._exceptions import ClassifierError, ConfigError
 
 __all__ = ["CascadeClassifier", "build_classifier"]
 
@@ -166,7 +166,7 @@ def build_classifier(
     llm_layer = None
     if cfg.llm is not None:
         # Imported here: instructor costs ~0.2 s at start-up, paid only by configurations with an LLM layer.
-        from ._llm_classifier import LLMClassifier
+        from triage._llm_classifier import LLMClassifier
 
         model = config.models[cfg.llm.model]
         if model.provider not in clients:

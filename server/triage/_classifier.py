@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from ._types import ChatMessage
+from triage._types import ChatMessage
 
 __all__ = [
     "DEFAULT_CATEGORIES",

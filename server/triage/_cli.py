@@ -8,7 +8,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from ._exceptions import ConfigError
+from triage._exceptions import ConfigError
 
 __all__ = ["main"]
 

@@ -23,9 +23,9 @@ from urllib.parse import urlsplit
 
 import uvicorn
 
-from ._app import create_app, static_dir
-from ._config import TriageConfig, default_config_path, load_config
-from ._local_model import LocalModelError, LocalModelServer, port_is_free
+from triage._app import create_app, static_dir
+from triage._config import TriageConfig, default_config_path, load_config
+from triage._local_model import LocalModelError, LocalModelServer, port_is_free
 
 __all__ = [
     "LOCAL_PROVIDER",

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 if TYPE_CHECKING:
-    from ._answer import Answer
+    from triage._answer import Answer
 
 __all__ = ["Drain"]
 

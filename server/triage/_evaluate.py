@@ -20,11 +20,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ._classifier import ClassifyInput, Decision, RulesClassifier
-from ._config import TriageConfig, load_config
-from ._exceptions import ConfigError
-from ._route_metrics import Routed, cheapest_category, choose_threshold, route_metrics
-from ._train import read_jsonl
+from triage._classifier import ClassifyInput, Decision, RulesClassifier
+from triage._config import TriageConfig, load_config
+from triage._exceptions import ConfigError
+from triage._route_metrics import Routed, cheapest_category, choose_threshold, route_metrics
+from triage._train import read_jsonl
 
 __all__ = [
     "Routed",
@@ -72,7 +72,7 @@ def set_threshold(path: Path, threshold: float) -> None:
 def _classifier(args: argparse.Namespace, config: TriageConfig) -> Any:
     if args.classifier == "rules":
         return RulesClassifier(config.categories, default=config.default_category)
-    from ._local import LocalClassifier
+    from triage._local import LocalClassifier
 
     return LocalClassifier.load(args.head or config.classifier.head, categories=config.categories)
 

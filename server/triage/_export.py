@@ -18,10 +18,10 @@ from typing import IO
 
 from tqdm import tqdm
 
-from ._config import TriageConfig, load_config
-from ._exceptions import InvalidRequest
-from ._feedback import parse_time
-from ._sqlite_store import open_store
+from triage._config import TriageConfig, load_config
+from triage._exceptions import InvalidRequest
+from triage._feedback import parse_time
+from triage._sqlite_store import open_store
 
 __all__ = ["configure", "export", "run"]
 

@@ -33,8 +33,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ._exceptions import ConfigError
-from ._lexical import LEXICAL_NAMES, lexical_matrix, strip_politeness
+from triage._exceptions import ConfigError
+from triage._lexical import LEXICAL_NAMES, lexical_matrix, strip_politeness
 
 __all__ = [
     "CLIPPED_CHARS",

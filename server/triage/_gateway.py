@@ -13,23 +13,23 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from ._accounting import Cost, Usage, cost_of, estimate_tokens
-from ._auth import KeyRing
-from ._classifier import Classifier, ClassifyInput, Decision, LayerTiming, RulesClassifier, message_text
-from ._config import TriageConfig
-from ._drain import Drain
-from ._exceptions import NotFound
-from ._heads import HeadReloader
-from ._http import ClientGone
-from ._limits import RateLimiter, StreamSlots
-from ._metrics import Metrics
-from ._policy import RoutePlan, plan_route
-from ._records import DecisionRecord, RequestStatus, SpeculationOutcome
-from ._schemas import ChatCompletionRequest
-from ._speculation import Speculation, StagedClassifier, worth_speculating
-from ._store import Store
-from ._types import ChatMessage
-from ._upstream import Chunk, ModelStream, Upstreams
+from triage._accounting import Cost, Usage, cost_of, estimate_tokens
+from triage._auth import KeyRing
+from triage._classifier import Classifier, ClassifyInput, Decision, LayerTiming, RulesClassifier, message_text
+from triage._config import TriageConfig
+from triage._drain import Drain
+from triage._exceptions import NotFound
+from triage._heads import HeadReloader
+from triage._http import ClientGone
+from triage._limits import RateLimiter, StreamSlots
+from triage._metrics import Metrics
+from triage._policy import RoutePlan, plan_route
+from triage._records import DecisionRecord, RequestStatus, SpeculationOutcome
+from triage._schemas import ChatCompletionRequest
+from triage._speculation import Speculation, StagedClassifier, worth_speculating
+from triage._store import Store
+from triage._types import ChatMessage
+from triage._upstream import Chunk, ModelStream, Upstreams
 
 __all__ = ["Gateway", "Routed", "StreamTally"]
 
@@ -147,12 +147,12 @@ class Gateway:
             if not self._started:
                 await self.upstreams.start()
                 if self._own_classifier:
-                    from ._cascade import build_classifier  # its layers import numpy / instructor: only when used
+                    from triage._cascade import build_classifier  # its layers import numpy / instructor: only when used
 
                     # Loading a head reads files and fills arrays: off the event loop.
                     self.classifier = await asyncio.to_thread(build_classifier, self.config, self.upstreams.clients)
                     if self.heads is None:
-                        from ._heads import make_reloader  # None when classifier.kind is rules
+                        from triage._heads import make_reloader  # None when classifier.kind is rules
 
                         self.heads = make_reloader(self.config, self.upstreams.clients, self.swap_classifier)
                 if self.store is not None:

@@ -29,9 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ._classifier import Classifier
-from ._config import TriageConfig
-from ._exceptions import ClassifierError, InvalidRequest
+from triage._classifier import Classifier
+from triage._config import TriageConfig
+from triage._exceptions import ClassifierError, InvalidRequest
 
 __all__ = [
     "DEFAULT_VERSION",
@@ -185,9 +185,9 @@ def classifier_builder(config: TriageConfig, clients: Mapping[str, Any]) -> Buil
     local layer; None: the default head (`classifier.head`, else the shipped one)."""
 
     def build(path: Path | None) -> Classifier:
-        from ._cascade import build_classifier
-        from ._local import LocalClassifier
-        from ._retrain_data import HEAD_FILE
+        from triage._cascade import build_classifier
+        from triage._local import LocalClassifier
+        from triage._retrain_data import HEAD_FILE
 
         head = path / HEAD_FILE if path is not None else config.classifier.head
         local = LocalClassifier.load(head, categories=config.categories)

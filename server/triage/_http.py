@@ -14,8 +14,8 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
-from ._exceptions import InvalidRequest, NotFound, PayloadTooLarge, TriageError
-from ._types import Receive
+from triage._exceptions import InvalidRequest, NotFound, PayloadTooLarge, TriageError
+from triage._types import Receive
 
 __all__ = ["ClientGone", "dumps", "error_response", "loads", "read_json", "until_disconnect"]
 

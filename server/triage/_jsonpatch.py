@@ -37,7 +37,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Literal, NotRequired, TypeAlias, TypedDict
 
-from ._exceptions import StructuredOutputError
+from triage._exceptions import StructuredOutputError
 
 __all__ = ["JSONValue", "Patch", "apply_patch", "coalesce", "escape_token", "split_pointer"]
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from ._auth import Caller
-from ._exceptions import Overloaded, RateLimited
+from triage._auth import Caller
+from triage._exceptions import Overloaded, RateLimited
 
 __all__ = ["Lease", "RateLimiter", "StreamSlots"]
 

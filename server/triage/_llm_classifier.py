@@ -25,9 +25,9 @@ import openai
 from openai.types.chat import ChatCompletionMessageParam
 from pydantic import BaseModel, Field, create_model
 
-from ._classifier import DEFAULT_CATEGORIES, ClassifyInput, Decision, LayerTiming
-from ._exceptions import ClassifierError, ConfigError
-from ._logprobs import TokenLogprob, category_scores
+from triage._classifier import DEFAULT_CATEGORIES, ClassifyInput, Decision, LayerTiming
+from triage._exceptions import ClassifierError, ConfigError
+from triage._logprobs import TokenLogprob, category_scores
 
 __all__ = ["DEFAULT_EXAMPLES", "NO_LOGPROBS_CONFIDENCE", "LLMClassifier", "system_prompt"]
 

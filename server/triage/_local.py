@@ -30,16 +30,16 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from ._classifier import ClassifyInput, Decision, LayerTiming
-from ._exceptions import ConfigError
-from ._features import CLIPPED_CHARS as _CLIPPED
-from ._features import Encoder, Featurizer, clip_text
-from ._head import Head, train_head
-from ._lexical import follow_up_score, lexical_features, strip_politeness
-from ._prototypes import prototype_features
+from triage._classifier import ClassifyInput, Decision, LayerTiming
+from triage._exceptions import ConfigError
+from triage._features import CLIPPED_CHARS as _CLIPPED
+from triage._features import Encoder, Featurizer, clip_text
+from triage._head import Head, train_head
+from triage._lexical import follow_up_score, lexical_features, strip_politeness
+from triage._prototypes import prototype_features
 
 if TYPE_CHECKING:
-    from ._config import TriageConfig
+    from triage._config import TriageConfig
 
 __all__ = ["CONTEXT_DECAY", "CONTEXT_WEIGHT", "Head", "LocalClassifier", "default_head_path", "train_head"]
 

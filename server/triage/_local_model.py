@@ -36,7 +36,7 @@ from typing import IO, Any, Self
 
 import httpx
 
-from ._exceptions import TriageError
+from triage._exceptions import TriageError
 
 __all__ = [
     "DEFAULT_ALIAS",

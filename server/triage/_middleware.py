@@ -7,11 +7,11 @@ Triage's provider clients start with the host's lifespan, or on first use if the
 
 from __future__ import annotations
 
-from ._app import create_app
-from ._classifier import Classifier
-from ._config import TriageConfig
-from ._gateway import Gateway
-from ._types import ASGIApp, Message, Receive, Scope, Send
+from triage._app import create_app
+from triage._classifier import Classifier
+from triage._config import TriageConfig
+from triage._gateway import Gateway
+from triage._types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["TriageMiddleware"]
 

@@ -10,9 +10,9 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-from ._answer import Answer
-from ._exceptions import ShuttingDown, TriageError, UpstreamError
-from ._http import dumps
+from triage._answer import Answer
+from triage._exceptions import ShuttingDown, TriageError, UpstreamError
+from triage._http import dumps
 
 __all__ = ["DONE", "openai_chunks"]
 

@@ -27,9 +27,9 @@ from pydantic.json_schema import models_json_schema
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ._config import TriageConfig
-from ._feedback import FeedbackRequest
-from ._schemas import ChatCompletionRequest, TriageChatRequest
+from triage._config import TriageConfig
+from triage._feedback import FeedbackRequest
+from triage._schemas import ChatCompletionRequest, TriageChatRequest
 
 __all__ = ["openapi", "openapi_document"]
 
@@ -242,7 +242,7 @@ _ERRORS = {
 
 def openapi_document(config: TriageConfig) -> dict[str, Any]:
     """The OpenAPI 3.1 document of a Triage server running `config`."""
-    from . import __version__
+    from triage import __version__
 
     refs, text = _components()
     schemas: dict[str, Any] = json.loads(text)

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from ._classifier import Decision
-from ._config import TriageConfig
+from triage._classifier import Decision
+from triage._config import TriageConfig
 
 __all__ = ["RoutePlan", "RouteReason", "plan_route"]
 

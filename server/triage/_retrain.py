@@ -27,11 +27,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._config import load_config
-from ._heads import DEFAULT_VERSION, HeadVersions, heads_dir
-from ._retrain_data import BaseData, Trainer, base_data, default_trainer, macro_f1
-from ._sqlite_store import open_store
-from ._store import LabeledText
+from triage._config import load_config
+from triage._heads import DEFAULT_VERSION, HeadVersions, heads_dir
+from triage._retrain_data import BaseData, Trainer, base_data, default_trainer, macro_f1
+from triage._sqlite_store import open_store
+from triage._store import LabeledText
 
 __all__ = [
     "RetrainReport",

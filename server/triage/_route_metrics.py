@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ._config import TriageConfig
+from triage._config import TriageConfig
 
 __all__ = ["Routed", "cheapest_category", "choose_threshold", "route_metrics"]
 

@@ -10,7 +10,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator
 
-from ._exceptions import InvalidRequest
+from triage._exceptions import InvalidRequest
 
 __all__ = [
     "DEFAULT_STRUCTURED_SCHEMA",

@@ -9,10 +9,10 @@ import logging
 
 import uvicorn
 
-from ._app import create_app
-from ._config import TriageConfig, load_config
-from ._exceptions import ConfigError
-from ._types import ASGIApp, Message, Receive, Scope, Send
+from triage._app import create_app
+from triage._config import TriageConfig, load_config
+from triage._exceptions import ConfigError
+from triage._types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["FreezeAfterStartup", "check_open_access", "configure", "run"]
 

@@ -29,9 +29,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from ._exceptions import ConfigError
-from ._sim_content import VOCABULARY, Answer, BadRequest, plan_answer, prompt_tokens
-from ._types import Receive, Scope, Send
+from triage._exceptions import ConfigError
+from triage._sim_content import VOCABULARY, Answer, BadRequest, plan_answer, prompt_tokens
+from triage._types import Receive, Scope, Send
 
 __all__ = ["SimBehaviour", "SimConfig", "SimState", "configure_sim", "create_sim_app", "load_sim_config", "run_sim"]
 

@@ -18,11 +18,11 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
-from ._accounting import Usage, estimate_tokens
-from ._classifier import ClassifyInput, Decision
-from ._config import SpeculationConfig
-from ._exceptions import UpstreamError
-from ._upstream import ModelStream
+from triage._accounting import Usage, estimate_tokens
+from triage._classifier import ClassifyInput, Decision
+from triage._config import SpeculationConfig
+from triage._exceptions import UpstreamError
+from triage._upstream import ModelStream
 
 __all__ = ["Speculation", "StagedClassifier", "worth_speculating"]
 

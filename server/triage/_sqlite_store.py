@@ -21,11 +21,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
-from . import _sqlite_sql as sql
-from ._config import StoreConfig
-from ._exceptions import NotFound
-from ._records import DecisionRecord
-from ._store import Bucket, Correction, LabeledText, Stats
+from triage import _sqlite_sql as sql
+from triage._config import StoreConfig
+from triage._exceptions import NotFound
+from triage._records import DecisionRecord
+from triage._store import Bucket, Correction, LabeledText, Stats
 
 __all__ = ["SQLiteStore", "open_store"]
 

@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
-from ._records import DecisionRecord
+from triage._records import DecisionRecord
 
 __all__ = ["BUCKET_SECONDS", "Bucket", "Correction", "LabeledText", "Stats", "StatsBucket", "Store"]
 

@@ -28,9 +28,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ._exceptions import StructuredOutputError
-from ._jsonpatch import JSONValue, Patch, escape_token
-from ._structured_schema import Schema, SchemaValidator
+from triage._exceptions import StructuredOutputError
+from triage._jsonpatch import JSONValue, Patch, escape_token
+from triage._structured_schema import Schema, SchemaValidator
 
 __all__ = ["IncrementalJSONParser"]
 

@@ -26,8 +26,8 @@ from jsonschema.exceptions import SchemaError, best_match
 from jsonschema.protocols import Validator
 from jsonschema.validators import validator_for
 
-from ._exceptions import StructuredOutputError, UnprocessableRequest
-from ._jsonpatch import escape_token, split_pointer
+from triage._exceptions import StructuredOutputError, UnprocessableRequest
+from triage._jsonpatch import escape_token, split_pointer
 
 __all__ = ["Schema", "SchemaValidator"]
 

@@ -20,9 +20,9 @@ from typing import Any
 
 import yaml
 
-from ._classifier import DEFAULT_CATEGORIES
-from ._exceptions import ConfigError
-from ._head import Head, train_head
+from triage._classifier import DEFAULT_CATEGORIES
+from triage._exceptions import ConfigError
+from triage._head import Head, train_head
 
 __all__ = [
     "Head",

@@ -17,13 +17,13 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-from ._answer import Answer
-from ._exceptions import ShuttingDown, StructuredOutputError, TriageError, UpstreamError
-from ._gateway import StreamTally
-from ._http import dumps
-from ._jsonpatch import Patch, coalesce
-from ._structured import IncrementalJSONParser
-from ._upstream import Chunk
+from triage._answer import Answer
+from triage._exceptions import ShuttingDown, StructuredOutputError, TriageError, UpstreamError
+from triage._gateway import StreamTally
+from triage._http import dumps
+from triage._jsonpatch import Patch, coalesce
+from triage._structured import IncrementalJSONParser
+from triage._upstream import Chunk
 
 __all__ = ["error_event", "sse_event", "ui_events"]
 

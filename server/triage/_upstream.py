@@ -32,8 +32,8 @@ import openai
 # The SDK's aiohttp transport, vendored in openai-python (pinned <4): the only way to hand the SDK a session of ours.
 from openai._vendor.httpx_aiohttp import AiohttpTransport
 
-from ._config import ModelConfig, TriageConfig
-from ._exceptions import (
+from triage._config import ModelConfig, TriageConfig
+from triage._exceptions import (
     AllModelsFailed,
     InvalidRequest,
     UpstreamConnectError,
@@ -42,9 +42,9 @@ from ._exceptions import (
     UpstreamStatusError,
     UpstreamTimeout,
 )
-from ._http import dumps, loads
-from ._retry import parse_retry_after, retry_delay, should_retry
-from ._sse_decode import SSEDecoder, SSEEvent
+from triage._http import dumps, loads
+from triage._retry import parse_retry_after, retry_delay, should_retry
+from triage._sse_decode import SSEDecoder, SSEEvent
 
 __all__ = ["Chunk", "ModelStream", "Upstreams", "has_token", "redact"]
 
