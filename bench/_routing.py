@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
-import importlib.util
 import json
 import random
 import sys
@@ -58,10 +57,10 @@ def _split(data: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
 
 
 def _find_encoder(classifier: Any) -> Any:
-    """The encoder object inside Triage's classifier (the cascade's local layer): the `triage._features.Encoder`
+    """The encoder object inside Triage's classifier (the cascade's local layer): the `triage.classify.local.Encoder`
     instance it holds, else anything held under an encoder-like name with an `embed`/`encode` method."""
     try:
-        from triage._features import Encoder
+        from triage.classify.local._features import Encoder
     except ImportError:
         Encoder = None
     seen: set[int] = set()
@@ -119,11 +118,12 @@ async def _evaluate(train: list[dict[str, Any]], test: list[dict[str, Any]], pee
         from harness import gateway_config
     finally:
         sys.path.remove(str(ROOT / "tests"))
-    from triage._cascade import build_classifier
-    from triage._classifier import ClassifyInput
-    from triage._local import LocalClassifier, default_head_path, train_head
     from triage._policy import plan_route
     from triage._retrain_data import macro_f1
+    from triage.classify._cascade import build_classifier
+    from triage.classify._decision import ClassifyInput
+    from triage.classify.local._classifier import LocalClassifier, default_head_path
+    from triage.classify.local._head import train_head
 
     config = gateway_config("http://127.0.0.1:9", classifier={"kind": "cascade"})
     threshold = config.classifier.threshold
@@ -235,9 +235,6 @@ def _one_blas_thread() -> Iterator[None]:
 
 def routing_report(data: Path, peers_python: Path, *, quick: bool, deadline: float,
                    fit_head: bool = False) -> dict[str, Any]:
-    if importlib.util.find_spec("triage._local") is None:
-        print("\nrouting decisions: skipped, Triage's local classifier (triage._local) is not there yet")
-        return {"skipped": "triage._local is not there yet"}
     if not data.exists():
         print(f"\nrouting decisions: skipped, no {data}")
         return {"skipped": f"no {data}"}

@@ -29,7 +29,7 @@ import httpx
 import openai
 
 from triage import ClassifyInput
-from triage._llm_classifier import LLMClassifier
+from triage.classify._llm import LLMClassifier
 
 ROUNDS = 10
 PER_ROUND = 30

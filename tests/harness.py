@@ -20,7 +20,7 @@ import httpx
 from triage import TriageConfig
 from triage._app import create_app
 from triage._background import BackgroundServer
-from triage._classifier import Classifier
+from triage.classify._decision import Classifier
 
 
 def gateway_config(sim_url: str, **overrides: Any) -> TriageConfig:

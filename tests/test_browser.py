@@ -18,8 +18,8 @@ from harness import SimControl, gateway_config, run_triage
 from playwright.sync_api import Browser, Page, Request, expect, sync_playwright
 
 from triage._background import BackgroundServer
-from triage._classifier import DEFAULT_CATEGORIES, ClassifyInput, Decision, LayerTiming
 from triage._structured import IncrementalJSONParser
+from triage.classify._decision import DEFAULT_CATEGORIES, ClassifyInput, Decision, LayerTiming
 
 pytestmark = pytest.mark.browser
 

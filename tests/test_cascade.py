@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 from collections.abc import Sequence
 
 import openai
@@ -11,11 +10,11 @@ import pytest
 from harness import SimControl, gateway_config, run_triage
 
 from triage import ClassifierError, ClassifyInput, ConfigError, Decision, LayerTiming, RulesClassifier
-from triage._cascade import CascadeClassifier, build_classifier
-from triage._classifier import DEFAULT_CATEGORIES
-from triage._llm_classifier import NO_LOGPROBS_CONFIDENCE, LLMClassifier
 from triage._policy import plan_route
 from triage._speculation import StagedClassifier
+from triage.classify._cascade import CascadeClassifier, build_classifier
+from triage.classify._decision import DEFAULT_CATEGORIES
+from triage.classify._llm import NO_LOGPROBS_CONFIDENCE, LLMClassifier
 
 # The harness's fixtures, imported by name so pytest finds them here.
 
@@ -183,7 +182,6 @@ async def test_build_classifier_builds_each_kind(sim_client: openai.AsyncOpenAI)
     assert isinstance(no_llm, CascadeClassifier) and no_llm.expected_llm_ms == 0
 
 
-@pytest.mark.skipif(importlib.util.find_spec("triage._local") is None, reason="triage._local is not there yet")
 async def test_the_real_local_layer_in_the_cascade(sim_client: openai.AsyncOpenAI, sim_control: SimControl) -> None:
     sim_control.behave("cheap", tool_arguments={"category": "reasoning"}, **FAST)
     config = gateway_config(sim_control.url, classifier={"kind": "cascade", "llm": {"model": "cheap"}})

@@ -26,11 +26,11 @@ from triage import TriageConfig
 from triage._app import create_app
 from triage._auth import hash_key
 from triage._background import BackgroundServer
-from triage._classifier import Classifier
 from triage._gateway import Gateway
 from triage._heads import Build, HeadReloader, HeadVersions, heads_dir
 from triage._records import DecisionRecord
 from triage._sqlite_store import SQLiteStore, open_store
+from triage.classify._decision import Classifier
 
 KEYS = {"client": "sk-client", "reviewer": "sk-reviewer", "admin": "sk-admin"}
 HOUR = 3600.0

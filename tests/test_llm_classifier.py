@@ -13,8 +13,8 @@ import pytest
 from harness import SimControl
 
 from triage import ClassifierError, ClassifyInput, ConfigError
-from triage._llm_classifier import DEFAULT_EXAMPLES, NO_LOGPROBS_CONFIDENCE, LLMClassifier, system_prompt
-from triage._logprobs import TokenLogprob, category_scores
+from triage.classify._llm import DEFAULT_EXAMPLES, NO_LOGPROBS_CONFIDENCE, LLMClassifier, system_prompt
+from triage.classify._logprobs import TokenLogprob, category_scores
 
 # The harness's fixtures, imported by name so pytest finds them here.
 

@@ -10,15 +10,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from triage._classifier import Classifier, ClassifyInput
 from triage._config import load_config
 from triage._exceptions import ConfigError
-from triage._features import Encoder, FeatureSpec, Featurizer
-from triage._head import Head, fit_temperature, train_head
-from triage._lexical import _PATTERNS, _SIGNALS, follow_up_score
-from triage._local import LocalClassifier
-from triage._softmax import log_softmax
-from triage._train import load_exemplars
+from triage.classify._data import load_exemplars
+from triage.classify._decision import Classifier, ClassifyInput
+from triage.classify.local._classifier import LocalClassifier
+from triage.classify.local._features import Encoder, FeatureSpec, Featurizer
+from triage.classify.local._head import Head, fit_temperature, train_head
+from triage.classify.local._lexical import _PATTERNS, _SIGNALS, follow_up_score
+from triage.classify.local._softmax import log_softmax
 
 
 @pytest.fixture(scope="module")
@@ -242,7 +242,7 @@ def test_one_rows_calibration_is_the_batch_calibration(values: list[float], temp
 def test_prototype_features_are_best_and_top_means_over_the_runs() -> None:
     """The sort-and-one-product summary against its definition: per category, the best similarity and the mean
     of the top 3 within each run's prototypes, each averaged over the runs."""
-    from triage._prototypes import prototype_features
+    from triage.classify.local._prototypes import prototype_features
 
     rng = np.random.default_rng(0)
     n_classes, runs, k, dim = 3, 3, 20, 16
@@ -262,13 +262,13 @@ def test_prototype_features_are_best_and_top_means_over_the_runs() -> None:
 @given(st.text(max_size=40))
 def test_hashed_words_found_in_utf8_are_the_words_of_the_text(text: str) -> None:
     """The hashed block finds its words in the text's UTF-8 (its pattern is ASCII): the same words."""
-    from triage._features import _WORD, _WORD_BYTES
+    from triage.classify.local._features import _WORD, _WORD_BYTES
 
     assert _WORD_BYTES.findall(text.encode()) == [word.encode() for word in _WORD.findall(text)]
 
 
 def test_phrases_of_several_words_count_and_their_first_word_alone_does_not() -> None:
-    from triage._lexical import LEXICAL_NAMES, lexical_features
+    from triage.classify.local._lexical import LEXICAL_NAMES, lexical_features
 
     def fired(text: str) -> set[str]:
         return {name for name, value in zip(LEXICAL_NAMES, lexical_features(text), strict=True) if value}

@@ -172,7 +172,7 @@ def test_demo_stops_its_model_server_on_ctrl_c(tmp_path: Path) -> None:
 # SIGINT down ignored, and the demo must see the signal as a terminal's Ctrl+C.
 _DEMO_MAIN = (
     "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
-    "from triage._cli import main; sys.exit(main())"
+    "from triage.cli import main; sys.exit(main())"
 )
 
 

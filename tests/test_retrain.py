@@ -20,14 +20,14 @@ from test_store import make_record
 
 from triage._auth import hash_key
 from triage._background import BackgroundServer
-from triage._classifier import DEFAULT_CATEGORIES, Classifier, ClassifyInput, Decision, LayerTiming
 from triage._config import StoreConfig
-from triage._head import Head
 from triage._heads import DEFAULT_VERSION, HeadVersions, heads_dir, make_reloader
 from triage._retrain import retrain, run_retrain, run_rollback, split_corrections
 from triage._retrain_data import HEAD_FILE, base_data, macro_f1
 from triage._sqlite_store import open_store
 from triage._store import LabeledText
+from triage.classify._decision import DEFAULT_CATEGORIES, Classifier, ClassifyInput, Decision, LayerTiming
+from triage.classify.local._head import Head
 
 
 class Tagged:
@@ -248,7 +248,7 @@ async def test_retrain_command_on_the_real_head(tmp_path: Path, capsys: pytest.C
 
 async def test_make_reloader_builds_the_configured_classifier_on_a_version(tmp_path: Path) -> None:
     pytest.importorskip("wordllama")
-    from triage._local import LocalClassifier, default_head_path
+    from triage.classify.local._classifier import LocalClassifier, default_head_path
 
     config = gateway_config("http://127.0.0.1:9", store={"path": str(tmp_path / "triage.db")},
                             classifier={"kind": "local"})

@@ -1,8 +1,6 @@
 """Triage: classify each chat request, route it to the right model, stream the answer."""
 
 from triage._app import create_app
-from triage._cascade import CascadeClassifier, build_classifier
-from triage._classifier import Classifier, ClassifyInput, Decision, LayerTiming, RulesClassifier
 from triage._config import TriageConfig, load_config
 from triage._exceptions import (
     AllModelsFailed,
@@ -26,9 +24,12 @@ from triage._exceptions import (
     UpstreamStatusError,
     UpstreamTimeout,
 )
-from triage._head import Head, train_head
-from triage._local import LocalClassifier
 from triage._middleware import TriageMiddleware
+from triage.classify._cascade import CascadeClassifier, build_classifier
+from triage.classify._decision import Classifier, ClassifyInput, Decision, LayerTiming
+from triage.classify._rules import RulesClassifier
+from triage.classify.local._classifier import LocalClassifier
+from triage.classify.local._head import Head, train_head
 
 __version__ = "0.1.0"
 

@@ -1,3 +1,3 @@
-from triage._cli import main
+from triage.cli import main
 
 raise SystemExit(main())

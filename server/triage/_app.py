@@ -27,7 +27,6 @@ from starlette.staticfiles import StaticFiles
 from triage._accounting import Usage
 from triage._answer import Answer
 from triage._auth import Caller
-from triage._classifier import Classifier
 from triage._config import TriageConfig, load_config
 from triage._exceptions import TriageError, UpstreamError
 from triage._feedback import learning_routes
@@ -50,6 +49,7 @@ from triage._structured import IncrementalJSONParser
 from triage._structured_schema import SchemaValidator
 from triage._types import Message, Receive, Scope, Send
 from triage._ui_stream import ui_events
+from triage.classify._decision import Classifier
 
 __all__ = ["create_app"]
 

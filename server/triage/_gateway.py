@@ -15,7 +15,6 @@ from typing import Any, TypeVar
 
 from triage._accounting import Cost, Usage, cost_of, estimate_tokens
 from triage._auth import KeyRing
-from triage._classifier import Classifier, ClassifyInput, Decision, LayerTiming, RulesClassifier, message_text
 from triage._config import TriageConfig
 from triage._drain import Drain
 from triage._exceptions import NotFound
@@ -30,6 +29,8 @@ from triage._speculation import Speculation, StagedClassifier, worth_speculating
 from triage._store import Store
 from triage._types import ChatMessage
 from triage._upstream import Chunk, ModelStream, Upstreams
+from triage.classify._decision import Classifier, ClassifyInput, Decision, LayerTiming, message_text
+from triage.classify._rules import RulesClassifier
 
 __all__ = ["Gateway", "Routed", "StreamTally"]
 
@@ -147,7 +148,9 @@ class Gateway:
             if not self._started:
                 await self.upstreams.start()
                 if self._own_classifier:
-                    from triage._cascade import build_classifier  # its layers import numpy / instructor: only when used
+                    from triage.classify._cascade import (
+                        build_classifier,  # its layers import numpy / instructor: only when used
+                    )
 
                     # Loading a head reads files and fills arrays: off the event loop.
                     self.classifier = await asyncio.to_thread(build_classifier, self.config, self.upstreams.clients)

@@ -29,9 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from triage._classifier import Classifier
 from triage._config import TriageConfig
 from triage._exceptions import ClassifierError, InvalidRequest
+from triage.classify._decision import Classifier
 
 __all__ = [
     "DEFAULT_VERSION",
@@ -185,9 +185,9 @@ def classifier_builder(config: TriageConfig, clients: Mapping[str, Any]) -> Buil
     local layer; None: the default head (`classifier.head`, else the shipped one)."""
 
     def build(path: Path | None) -> Classifier:
-        from triage._cascade import build_classifier
-        from triage._local import LocalClassifier
         from triage._retrain_data import HEAD_FILE
+        from triage.classify._cascade import build_classifier
+        from triage.classify.local._classifier import LocalClassifier
 
         head = path / HEAD_FILE if path is not None else config.classifier.head
         local = LocalClassifier.load(head, categories=config.categories)

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from triage._classifier import Decision
 from triage._config import TriageConfig
+from triage.classify._decision import Decision
 
 __all__ = ["RoutePlan", "RouteReason", "plan_route"]
 

@@ -154,7 +154,7 @@ class HeadTrainer:
     def __init__(
         self, config: TriageConfig, *, progress: bool = False, prior: Any = "default"
     ) -> None:
-        from triage._features import Encoder
+        from triage.classify.local._features import Encoder
 
         self.config = config
         self.categories = tuple(config.categories)
@@ -165,7 +165,7 @@ class HeadTrainer:
     @property
     def prior(self) -> Any:
         if isinstance(self._prior, str):  # "default": loaded on first use
-            from triage._head import Head
+            from triage.classify.local._head import Head
 
             path = default_head_path(self.config)
             self._prior = Head.load(path) if path is not None else None
@@ -176,14 +176,14 @@ class HeadTrainer:
         self._prior = head
 
     def _featurizer(self, spec: Any = None) -> Any:
-        from triage._features import FeatureSpec, Featurizer
+        from triage.classify.local._features import FeatureSpec, Featurizer
 
         return Featurizer(self.encoder, spec if spec is not None else FeatureSpec())
 
     def fit(self, texts: Sequence[str], labels: Sequence[str], weights: Sequence[float]) -> Any:
         from tqdm import tqdm
 
-        from triage._head import train_head
+        from triage.classify.local._head import train_head
 
         prior = self.prior
         featurizer = self._featurizer(prior.spec if prior is not None else None)
@@ -208,7 +208,7 @@ class HeadTrainer:
         head.save(directory / HEAD_FILE)
 
     def load(self, directory: Path | None) -> Any:
-        from triage._head import Head
+        from triage.classify.local._head import Head
 
         if directory is not None:
             return Head.load(directory / HEAD_FILE)

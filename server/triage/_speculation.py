@@ -19,10 +19,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from triage._accounting import Usage, estimate_tokens
-from triage._classifier import ClassifyInput, Decision
 from triage._config import SpeculationConfig
 from triage._exceptions import UpstreamError
 from triage._upstream import ModelStream
+from triage.classify._decision import ClassifyInput, Decision
 
 __all__ = ["Speculation", "StagedClassifier", "worth_speculating"]
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from triage._features import Batch
+from triage.classify.local._features import Batch
 
 __all__ = ["Prior", "SoftmaxFit", "fit_softmax", "lbfgs", "log_softmax"]
 

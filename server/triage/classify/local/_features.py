@@ -34,7 +34,7 @@ import numpy as np
 import numpy.typing as npt
 
 from triage._exceptions import ConfigError
-from triage._lexical import LEXICAL_NAMES, lexical_matrix, strip_politeness
+from triage.classify.local._lexical import LEXICAL_NAMES, lexical_matrix, strip_politeness
 
 __all__ = [
     "CLIPPED_CHARS",

@@ -24,9 +24,9 @@ import numpy as np
 import numpy.typing as npt
 
 from triage._exceptions import ConfigError
-from triage._features import Batch, FeatureSpec, Featurizer
-from triage._prototypes import build_prototypes, prototype_features, prototype_features_loo
-from triage._softmax import Prior, fit_softmax, log_softmax
+from triage.classify.local._features import Batch, FeatureSpec, Featurizer
+from triage.classify.local._prototypes import build_prototypes, prototype_features, prototype_features_loo
+from triage.classify.local._softmax import Prior, fit_softmax, log_softmax
 
 __all__ = ["FORMAT", "Head", "fit_temperature", "train_head"]
 
@@ -201,7 +201,7 @@ def train_head(
             raise ValueError(f"the prior head's categories {list(prior.categories)} differ from {list(cats)}")
         spec = prior.spec
     if featurizer is None:
-        from triage._features import Encoder
+        from triage.classify.local._features import Encoder
 
         featurizer = Featurizer(Encoder.load(), spec or FeatureSpec())
     elif prior is not None and featurizer.spec != prior.spec:

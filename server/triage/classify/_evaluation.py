@@ -10,15 +10,18 @@ count per request.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import statistics
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from triage._config import TriageConfig
+from triage.classify._decision import ClassifyInput, Decision
 
-__all__ = ["Routed", "cheapest_category", "choose_threshold", "route_metrics"]
+__all__ = ["Routed", "cheapest_category", "choose_threshold", "decide_all", "route_metrics"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,3 +135,22 @@ def choose_threshold(routed: Sequence[Routed], cheap: str, max_under_routing: fl
         if under <= max_under_routing:
             return t, under, sum(r.confidence < t for r in routed) / n
     return 1.0, 0.0, sum(r.confidence < 1.0 for r in routed) / n
+
+
+def decide_all(classifier: Any, rows: Sequence[dict[str, Any]]) -> list[Routed]:
+    """Every row's decision, timed one by one as the gateway would ask (one request at a time)."""
+    sync = getattr(classifier, "predict", None)
+
+    def decide(request: ClassifyInput) -> Decision:
+        decision: Decision = sync(request) if sync is not None else asyncio.run(classifier.classify(request))
+        return decision
+
+    decide(ClassifyInput("warm-up"))
+    routed = []
+    for row in rows:
+        request = ClassifyInput(str(row["text"]), tuple(str(t) for t in row.get("prior_user", ())))
+        started = time.perf_counter()
+        decision = decide(request)
+        ms = (time.perf_counter() - started) * 1000
+        routed.append(Routed(str(row["label"]), decision.category, decision.confidence, ms))
+    return routed

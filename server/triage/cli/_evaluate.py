@@ -4,7 +4,7 @@
     triage calibrate --data labeled.jsonl --max-under-routing 0.03 [--out triage.yaml]
 
 The figures (accuracy, macro-F1, per-label precision/recall, confusion, under-routing, fallback share, cost against
-all-strong, decision latency) are defined in `_route_metrics`. `calibrate` picks the lowest threshold whose
+all-strong, decision latency) are defined in `triage.classify._evaluation`. `calibrate` picks the lowest threshold whose
 under-routing stays within the bound (the least fallback), prints it, and with `--out` writes it to the config's
 `classifier.threshold`.
 """
@@ -15,29 +15,16 @@ import argparse
 import json
 import re
 import sys
-import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from triage._classifier import ClassifyInput, Decision, RulesClassifier
 from triage._config import TriageConfig, load_config
 from triage._exceptions import ConfigError
-from triage._route_metrics import Routed, cheapest_category, choose_threshold, route_metrics
-from triage._train import read_jsonl
+from triage.classify._data import read_jsonl
+from triage.classify._evaluation import Routed, cheapest_category, choose_threshold, decide_all, route_metrics
+from triage.classify._rules import RulesClassifier
 
-__all__ = [
-    "Routed",
-    "cheapest_category",
-    "choose_threshold",
-    "configure_calibrate",
-    "configure_eval",
-    "decide_all",
-    "route_metrics",
-    "run_calibrate",
-    "run_eval",
-    "set_threshold",
-]
+__all__ = ["configure_calibrate", "configure_eval", "run_calibrate", "run_eval", "set_threshold"]
 
 
 def set_threshold(path: Path, threshold: float) -> None:
@@ -72,30 +59,11 @@ def set_threshold(path: Path, threshold: float) -> None:
 def _classifier(args: argparse.Namespace, config: TriageConfig) -> Any:
     if args.classifier == "rules":
         return RulesClassifier(config.categories, default=config.default_category)
-    from triage._local import LocalClassifier
+    from triage.classify.local._classifier import LocalClassifier
 
     return LocalClassifier.load(args.head or config.classifier.head, categories=config.categories)
 
 
-def decide_all(classifier: Any, rows: Sequence[dict[str, Any]]) -> list[Routed]:
-    """Every row's decision, timed one by one as the gateway would ask (one request at a time)."""
-    import asyncio
-
-    sync = getattr(classifier, "predict", None)
-
-    def decide(request: ClassifyInput) -> Decision:
-        decision: Decision = sync(request) if sync is not None else asyncio.run(classifier.classify(request))
-        return decision
-
-    decide(ClassifyInput("warm-up"))
-    routed = []
-    for row in rows:
-        request = ClassifyInput(str(row["text"]), tuple(str(t) for t in row.get("prior_user", ())))
-        started = time.perf_counter()
-        decision = decide(request)
-        ms = (time.perf_counter() - started) * 1000
-        routed.append(Routed(str(row["label"]), decision.category, decision.confidence, ms))
-    return routed
 
 
 def _common(parser: argparse.ArgumentParser) -> None:

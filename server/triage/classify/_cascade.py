@@ -27,16 +27,16 @@ which is exactly what `classify` does in one call. `expected_llm_ms` estimates t
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import logging
 import time
 from collections.abc import Mapping, Sequence
 
 import openai
 
-from triage._classifier import Classifier, ClassifyInput, Decision, LayerTiming, RulesClassifier
 from triage._config import TriageConfig
 from triage._exceptions import ClassifierError, ConfigError
+from triage.classify._decision import Classifier, ClassifyInput, Decision, LayerTiming
+from triage.classify._rules import RulesClassifier
 
 __all__ = ["CascadeClassifier", "build_classifier"]
 
@@ -166,7 +166,7 @@ def build_classifier(
     llm_layer = None
     if cfg.llm is not None:
         # Imported here: instructor costs ~0.2 s at start-up, paid only by configurations with an LLM layer.
-        from triage._llm_classifier import LLMClassifier
+        from triage.classify._llm import LLMClassifier
 
         model = config.models[cfg.llm.model]
         if model.provider not in clients:
@@ -193,11 +193,7 @@ def build_classifier(
 
 
 def _local_classifier(config: TriageConfig) -> Classifier:
-    # Imported by name, at build time only: the local layer loads an encoder, and this module must not depend on
-    # its internals. It is expected to offer `LocalClassifier.from_config(config)`.
-    module = importlib.import_module("triage._local")
-    factory = getattr(module.LocalClassifier, "from_config", None)
-    if factory is None:
-        raise ConfigError("classifier.kind: triage._local.LocalClassifier has no from_config(config)")
-    classifier: Classifier = factory(config)
-    return classifier
+    # Imported at build time only: the local layer loads numpy and an encoder, which a rules-only app never needs.
+    from triage.classify.local._classifier import LocalClassifier
+
+    return LocalClassifier.from_config(config)

@@ -30,18 +30,18 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from triage._classifier import ClassifyInput, Decision, LayerTiming
 from triage._exceptions import ConfigError
-from triage._features import CLIPPED_CHARS as _CLIPPED
-from triage._features import Encoder, Featurizer, clip_text
-from triage._head import Head, train_head
-from triage._lexical import follow_up_score, lexical_features, strip_politeness
-from triage._prototypes import prototype_features
+from triage.classify._decision import ClassifyInput, Decision, LayerTiming
+from triage.classify.local._features import CLIPPED_CHARS as _CLIPPED
+from triage.classify.local._features import Encoder, Featurizer, clip_text
+from triage.classify.local._head import Head
+from triage.classify.local._lexical import follow_up_score, lexical_features, strip_politeness
+from triage.classify.local._prototypes import prototype_features
 
 if TYPE_CHECKING:
     from triage._config import TriageConfig
 
-__all__ = ["CONTEXT_DECAY", "CONTEXT_WEIGHT", "Head", "LocalClassifier", "default_head_path", "train_head"]
+__all__ = ["CONTEXT_DECAY", "CONTEXT_WEIGHT", "LocalClassifier", "default_head_path"]
 
 # Weight of the most recent prior turn's evidence relative to a follow-up's own, and the factor per older turn.
 CONTEXT_WEIGHT = 1.0

@@ -25,9 +25,9 @@ import openai
 from openai.types.chat import ChatCompletionMessageParam
 from pydantic import BaseModel, Field, create_model
 
-from triage._classifier import DEFAULT_CATEGORIES, ClassifyInput, Decision, LayerTiming
 from triage._exceptions import ClassifierError, ConfigError
-from triage._logprobs import TokenLogprob, category_scores
+from triage.classify._decision import DEFAULT_CATEGORIES, ClassifyInput, Decision, LayerTiming
+from triage.classify._logprobs import TokenLogprob, category_scores
 
 __all__ = ["DEFAULT_EXAMPLES", "NO_LOGPROBS_CONFIDENCE", "LLMClassifier", "system_prompt"]
 
