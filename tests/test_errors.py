@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from triage._app import create_app
 from triage._auth import hash_key
-from triage._http import loads
+from triage._json import loads
 
 CLIENT_KEY = "tk-client-0123456789"
 LIMITED_KEY = "tk-limited-0123456789"

@@ -12,7 +12,7 @@ import time
 import pytest
 from harness import gateway_config
 
-from triage._upstream import Upstreams
+from triage.upstream._client import Upstreams
 
 BODY = {"messages": [{"role": "user", "content": "What is the capital of France?"}], "max_tokens": 2}
 

@@ -14,7 +14,7 @@ import anyio
 
 from triage._gateway import StreamTally
 from triage._limits import Lease
-from triage._upstream import ModelStream
+from triage.upstream._stream import ModelStream
 
 __all__ = ["Answer"]
 

@@ -24,7 +24,6 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from triage._accounting import Usage
 from triage._answer import Answer
 from triage._auth import Caller
 from triage._config import TriageConfig, load_config
@@ -50,6 +49,7 @@ from triage._structured_schema import SchemaValidator
 from triage._types import Message, Receive, Scope, Send
 from triage._ui_stream import ui_events
 from triage.classify._decision import Classifier
+from triage.route._cost import Usage
 
 __all__ = ["create_app"]
 

@@ -13,7 +13,6 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from triage._accounting import Cost, Usage, cost_of, estimate_tokens
 from triage._auth import KeyRing
 from triage._config import TriageConfig
 from triage._drain import Drain
@@ -22,15 +21,17 @@ from triage._heads import HeadReloader
 from triage._http import ClientGone
 from triage._limits import RateLimiter, StreamSlots
 from triage._metrics import Metrics
-from triage._policy import RoutePlan, plan_route
 from triage._records import DecisionRecord, RequestStatus, SpeculationOutcome
 from triage._schemas import ChatCompletionRequest
-from triage._speculation import Speculation, StagedClassifier, worth_speculating
 from triage._store import Store
 from triage._types import ChatMessage
-from triage._upstream import Chunk, ModelStream, Upstreams
 from triage.classify._decision import Classifier, ClassifyInput, Decision, LayerTiming, message_text
 from triage.classify._rules import RulesClassifier
+from triage.route._cost import Cost, Usage, cost_of, estimate_tokens
+from triage.route._policy import RoutePlan, plan_route
+from triage.upstream._client import Upstreams
+from triage.upstream._speculation import Speculation, StagedClassifier, worth_speculating
+from triage.upstream._stream import Chunk, ModelStream
 
 __all__ = ["Gateway", "Routed", "StreamTally"]
 
@@ -310,7 +311,7 @@ class Gateway:
                     spec_model = self.config.speculative_model
                     if before_slow_layer is not None and worth_speculating(
                         self.config.speculation, expected_classify_ms=staged.expected_llm_ms,
-                        cheap_ttft_ms=self.upstreams.ttft_estimate_ms(spec_model), prompt_tokens=prompt_tokens,
+                        cheap_ttft_ms=self.upstreams.health.ttft_estimate_ms(spec_model), prompt_tokens=prompt_tokens,
                     ):
                         before_slow_layer()
                     decision = await staged.escalate(inputs, decision)

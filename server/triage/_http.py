@@ -9,7 +9,6 @@ from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 import jiter
-import orjson
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
@@ -17,7 +16,7 @@ from starlette.responses import JSONResponse, Response
 from triage._exceptions import InvalidRequest, NotFound, PayloadTooLarge, TriageError
 from triage._types import Receive
 
-__all__ = ["ClientGone", "dumps", "error_response", "loads", "read_json", "until_disconnect"]
+__all__ = ["ClientGone", "error_response", "read_json", "until_disconnect"]
 
 logger = logging.getLogger("triage.http")
 
@@ -26,29 +25,6 @@ T = TypeVar("T")
 
 class ClientGone(Exception):
     """Raised inside a handler when the client disconnected before the response started."""
-
-
-# Every streamed chunk is parsed once and written once on the request path: with the standard library that was a
-# fifth of Triage's CPU per streamed answer (bench/overhead.py profile at 64 concurrent). orjson writes a chunk in a
-# seventeenth of json.dumps' time; jiter (openai-python's own parser) reads one in a third of json.loads' time, and
-# unlike orjson keeps integers beyond 64 bits exact. Each falls back to the standard library for what it refuses and
-# json takes, so the documents accepted and the bytes' meaning are json's.
-
-
-def dumps(data: Any) -> bytes:
-    """Compact UTF-8 JSON."""
-    try:
-        return orjson.dumps(data)
-    except TypeError:  # what json writes and orjson refuses: integers beyond 64 bits, keys that are not strings
-        return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def loads(data: bytes) -> Any:
-    """JSON from bytes, as `json.loads` reads it."""
-    try:
-        return jiter.from_json(data, cache_mode="keys")
-    except ValueError:  # json takes lone surrogate escapes and deeper nesting; else it raises its own error
-        return json.loads(data)
 
 
 async def read_json(request: Request, *, limit: int) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from typing import Any
 
 from triage._answer import Answer
 from triage._exceptions import ShuttingDown, TriageError, UpstreamError
-from triage._http import dumps
+from triage._json import dumps
 
 __all__ = ["DONE", "openai_chunks"]
 

@@ -20,10 +20,10 @@ from typing import Any
 from triage._answer import Answer
 from triage._exceptions import ShuttingDown, StructuredOutputError, TriageError, UpstreamError
 from triage._gateway import StreamTally
-from triage._http import dumps
+from triage._json import dumps
 from triage._jsonpatch import Patch, coalesce
 from triage._structured import IncrementalJSONParser
-from triage._upstream import Chunk
+from triage.upstream._stream import Chunk
 
 __all__ = ["error_event", "sse_event", "ui_events"]
 

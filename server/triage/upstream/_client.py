@@ -16,13 +16,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import json
 import logging
-import re
 import ssl
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import aiohttp
@@ -32,26 +29,25 @@ import openai
 # The SDK's aiohttp transport, vendored in openai-python (pinned <4): the only way to hand the SDK a session of ours.
 from openai._vendor.httpx_aiohttp import AiohttpTransport
 
-from triage._config import ModelConfig, TriageConfig
+from triage._config import TriageConfig
 from triage._exceptions import (
     AllModelsFailed,
     InvalidRequest,
-    UpstreamConnectError,
     UpstreamError,
     UpstreamProtocolError,
     UpstreamStatusError,
     UpstreamTimeout,
 )
-from triage._http import dumps, loads
-from triage._retry import parse_retry_after, retry_delay, should_retry
-from triage._sse_decode import SSEDecoder, SSEEvent
+from triage._json import dumps, loads
+from triage.upstream._errors import error_message, mapped_errors, redact
+from triage.upstream._health import ModelHealth
+from triage.upstream._retry import parse_retry_after, retry_delay, should_retry
+from triage.upstream._stream import Chunk, ModelStream, decode_batches, has_token
 
-__all__ = ["Chunk", "ModelStream", "Upstreams", "has_token", "redact"]
+__all__ = ["Upstreams"]
 
 T = TypeVar("T")
 
-# One streamed chunk, as the provider sent it: {"id", "object", "model", "choices": [{"delta": {...}}], ...}.
-Chunk = dict[str, Any]
 
 logger = logging.getLogger("triage.upstream")
 
@@ -61,15 +57,8 @@ _OWN_FIELDS = frozenset({"model", "messages", "stream", "stream_options"})
 _CLIENT_FAULT = frozenset({400, 413, 422})
 # How much of an error answer's body Triage reads for its message.
 _ERROR_BODY_LIMIT = 64 * 1024
-_KEY_LIKE = re.compile(r"\b(sk|key|rk|pk)-[A-Za-z0-9_\-*]{6,}")
 
 
-def redact(text: str, secrets: Sequence[str] = ()) -> str:
-    """`text` with every configured secret and anything shaped like an API key replaced."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "[redacted]")
-    return _KEY_LIKE.sub("[redacted]", text)
 
 
 @functools.cache
@@ -78,145 +67,24 @@ def _tls_context() -> ssl.SSLContext:
     return httpx2.create_ssl_context()
 
 
-def _refused(exc: BaseException) -> bool:
-    """Whether a connection refusal lies anywhere in `exc`'s chain of causes."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, ConnectionRefusedError):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
 
 
-def has_token(chunk: Chunk) -> bool:
-    """Whether a chunk carries the answer's first token: content, a tool call, a refusal, or its end."""
-    for choice in chunk.get("choices") or ():
-        delta = choice.get("delta") or {}
-        if delta.get("content") or delta.get("tool_calls") or delta.get("refusal") or choice.get("finish_reason"):
-            return True
-    return False
 
 
-async def _decode_batches(response: aiohttp.ClientResponse, model: str) -> AsyncIterator[list[Chunk]]:
-    """The provider's SSE stream as chunk dicts, batched by network read: the chunks that arrived together travel
-    on together (one write to the client, not one per chunk, when a busy loop lets them pile up). Raw decoding:
-    building the SDK's pydantic models for every chunk cost ~150 us each, twenty times a `json.loads`."""
-    decoder = SSEDecoder()
-    async for raw in response.content.iter_any():
-        batch: list[Chunk] = []
-        for event in decoder.feed(raw):
-            if event.data == b"[DONE]":
-                await _read_to_end(response)
-                if batch:
-                    yield batch
-                return
-            try:
-                batch.append(_parse_chunk(event, model))
-            except (UpstreamError, ValueError):
-                if batch:
-                    yield batch  # what came before a broken chunk is still the answer's
-                raise
-        if batch:
-            yield batch
-    tail = [_parse_chunk(event, model) for event in decoder.flush() if event.data != b"[DONE]"]
-    if tail:
-        yield tail
 
 
-# How long to wait, after `[DONE]`, for the end of the body: it normally comes with it.
-_END_OF_BODY_WAIT = 0.5
 
 
-async def _read_to_end(response: aiohttp.ClientResponse) -> None:
-    """Read on to the end of an answer's body, so its connection goes back to the pool. A provider that keeps the
-    body open past `[DONE]` costs that connection (closed on release), never the answer."""
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(_END_OF_BODY_WAIT):
-            await response.content.read()
 
 
-def _error_message(text: str) -> str:
-    """The message of a provider's error body (OpenAI's `{"error": {"message"}}`), else the text itself."""
-    with contextlib.suppress(ValueError):
-        data = json.loads(text)
-        if isinstance(data, dict):
-            error = data.get("error")
-            message = error.get("message") if isinstance(error, dict) else error
-            if isinstance(message, str) and message:
-                return message
-    return text.strip() or "no details"
 
 
-def _parse_chunk(event: SSEEvent, model: str) -> Chunk:
-    chunk = loads(event.data)
-    if not isinstance(chunk, dict):
-        raise UpstreamProtocolError(f"model {model!r} sent a chunk that is not a JSON object", model=model)
-    error = chunk.get("error")
-    if error is not None or event.event == "error":
-        message = error.get("message") if isinstance(error, dict) else None
-        raise UpstreamProtocolError(
-            f"model {model!r} reported an error mid-stream: {str(message or 'unknown error')[:300]}", model=model
-        )
-    return chunk
 
 
-class ModelStream:
-    """A live streamed answer from one model, past its first token: chunk dicts in OpenAI's shape, in batches as
-    they arrived together (`batches()`). Iterate it once; always `aclose()` it."""
-
-    def __init__(
-        self,
-        model: str,
-        response: aiohttp.ClientResponse,
-        batches: AsyncIterator[list[Chunk]],
-        head: list[Chunk],
-        *,
-        idle: float,
-        deadline: float,
-        upstreams: Upstreams,
-    ) -> None:
-        self.model = model
-        self.head = head
-        self._response = response
-        self._batches = batches
-        self._idle = idle
-        self._deadline = deadline
-        self._upstreams = upstreams
-
-    async def batches(self) -> AsyncIterator[list[Chunk]]:
-        """The chunks in the order they came, each batch what one network read brought (the first: all read up
-        to the first token)."""
-        if self.head:
-            yield self.head
-        while True:
-            wait = min(self._idle, self._deadline - time.monotonic())
-            with self._upstreams.mapped_errors(self.model):
-                try:
-                    async with asyncio.timeout(max(wait, 0)):
-                        batch = await anext(self._batches)
-                except StopAsyncIteration:
-                    return
-                except TimeoutError:
-                    raise UpstreamTimeout(
-                        f"model {self.model!r} sent nothing for {wait:.1f}s mid-stream", model=self.model
-                    ) from None
-            yield batch
-
-    async def aclose(self) -> None:
-        # A body read to its end hands the connection back to the pool; one cut short is closed, so the provider
-        # sees the cancel at once (aiohttp's `release` does both).
-        self._response.release()
 
 
-# Before a model has answered once, assume a hosted cheap model's typical time to first token.
-_DEFAULT_TTFT_MS = 300.0
 
 
-@dataclass(slots=True)
-class _Health:
-    consecutive_failures: int = 0
-    cool_until: float = 0.0
-    ttft_ms: float | None = None  # moving average of observed times to first token
 
 
 class Upstreams:
@@ -226,7 +94,8 @@ class Upstreams:
         self._config = config
         self._sessions: dict[str, aiohttp.ClientSession] = {}
         self._clients: dict[str, openai.AsyncOpenAI] = {}
-        self._health: dict[str, _Health] = {name: _Health() for name in config.models}
+        # Consecutive failures, cooldowns and recent time to first token, per model: what fallback consults.
+        self.health = ModelHealth(config)
         self._secrets = [
             key.get_secret_value() for p in config.providers.values() if (key := p.api_key()) is not None
         ]
@@ -286,36 +155,6 @@ class Upstreams:
         for session in sessions.values():
             await session.close()
 
-    # -- health ---------------------------------------------------------------------------------------------
-
-    def is_cooling(self, model: str, now: float | None = None) -> bool:
-        return self._health[model].cool_until > (time.monotonic() if now is None else now)
-
-    def _record_failure(self, model: str, error: UpstreamError) -> None:
-        health = self._health[model]
-        health.consecutive_failures += 1
-        retry_after = error.retry_after if isinstance(error, UpstreamStatusError) else None
-        now = time.monotonic()
-        if retry_after is not None:
-            health.cool_until = max(health.cool_until, now + retry_after)
-        if health.consecutive_failures >= self._config.server.cooldown_after_failures:
-            health.cool_until = max(health.cool_until, now + self._config.server.cooldown_seconds)
-            logger.warning("model %s cooling down after %d failures", model, health.consecutive_failures)
-
-    def _record_success(self, model: str) -> None:
-        health = self._health[model]
-        health.consecutive_failures = 0
-        health.cool_until = 0.0
-
-    def _record_ttft(self, model: str, ms: float) -> None:
-        health = self._health[model]
-        health.ttft_ms = ms if health.ttft_ms is None else 0.8 * health.ttft_ms + 0.2 * ms
-
-    def ttft_estimate_ms(self, model: str) -> float:
-        """Recent time to first token of `model` (speculation weighs it against classification time)."""
-        ttft = self._health[model].ttft_ms
-        return _DEFAULT_TTFT_MS if ttft is None else ttft
-
     # -- requests -------------------------------------------------------------------------------------------
 
     def upstream_body(self, model: str, body: dict[str, Any], *, stream: bool) -> dict[str, Any]:
@@ -339,9 +178,6 @@ class Upstreams:
             upstream["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
         return upstream
 
-    def model_config(self, model: str) -> ModelConfig:
-        return self._config.models[model]
-
     def _status_error(self, model: str, status: int, headers: Mapping[str, str], message: str) -> UpstreamStatusError:
         """A provider's error answer in Triage's tree: retryable or not, its `retry-after`, never a key."""
         if status in (401, 403):
@@ -354,23 +190,6 @@ class Upstreams:
         )
         error.retryable = status not in _CLIENT_FAULT and (status in (401, 403, 404) or should_retry(status, headers))
         return error
-
-    @contextlib.contextmanager
-    def mapped_errors(self, model: str) -> Iterator[None]:
-        """Turn transport errors into Triage's tree, most specific first, never leaking a key."""
-        try:
-            yield
-        except UpstreamError:
-            raise
-        except aiohttp.ClientConnectorError as exc:
-            refused = ": connection refused" if _refused(exc) else ""
-            raise UpstreamConnectError(f"cannot reach model {model!r}{refused}", model=model) from exc
-        except aiohttp.ServerTimeoutError as exc:
-            raise UpstreamTimeout(f"model {model!r} timed out", model=model) from exc
-        except aiohttp.ClientError as exc:
-            raise UpstreamProtocolError(f"the stream from model {model!r} was cut", model=model) from exc
-        except json.JSONDecodeError as exc:
-            raise UpstreamProtocolError(f"model {model!r} sent a malformed chunk", model=model) from exc
 
     async def _post(self, model: str, body: dict[str, Any], *, stream: bool) -> aiohttp.ClientResponse:
         """Post `body` to `model`'s provider and return its successful response (headers read, body not yet)."""
@@ -392,7 +211,7 @@ class Upstreams:
             text = (await response.content.read(_ERROR_BODY_LIMIT)).decode(errors="replace")
         finally:
             response.close()
-        raise self._status_error(model, response.status, response.headers, _error_message(text))
+        raise self._status_error(model, response.status, response.headers, error_message(text))
 
     async def open_stream(self, model: str, body: dict[str, Any]) -> ModelStream:
         """Start a streamed answer from `model` and wait for its first token (within the first-token timeout)."""
@@ -403,11 +222,11 @@ class Upstreams:
         response: aiohttp.ClientResponse | None = None
         head: list[Chunk] = []
         try:
-            with self.mapped_errors(model):
+            with mapped_errors(model):
                 try:
                     async with asyncio.timeout(timeouts.first_token):
                         response = await self._post(model, body, stream=True)
-                        batches = _decode_batches(response, model)
+                        batches = decode_batches(response, model)
                         async for batch in batches:
                             head += batch
                             if any(has_token(chunk) for chunk in batch):
@@ -422,16 +241,16 @@ class Upstreams:
                 response.close()
             raise
         assert response is not None
-        self._record_ttft(model, (time.perf_counter() - started) * 1000)
+        self.health.record_ttft(model, (time.perf_counter() - started) * 1000)
         return ModelStream(
-            model, response, batches, head, idle=timeouts.idle, deadline=deadline, upstreams=self
+            model, response, batches, head, idle=timeouts.idle, deadline=deadline
         )
 
     async def complete(self, model: str, body: dict[str, Any]) -> dict[str, Any]:
         """A non-streamed answer from `model`, as the provider's JSON with `model` set to Triage's name for it."""
         model_cfg = self._config.models[model]
         timeouts = self._config.providers[model_cfg.provider].timeout
-        with self.mapped_errors(model):
+        with mapped_errors(model):
             try:
                 async with asyncio.timeout(timeouts.total):
                     response = await self._post(model, body, stream=False)
@@ -456,7 +275,7 @@ class Upstreams:
         """Try each model in order, skipping cooling ones (unless all are); the last model gets one delayed retry
         when it said, within `server.max_retry_after`, when to come back."""
         now = time.monotonic()
-        candidates = [m for m in models if not self.is_cooling(m, now)] or list(models)
+        candidates = [m for m in models if not self.health.is_cooling(m, now)] or list(models)
         errors: list[UpstreamError] = []
         for model in candidates:
             try:
@@ -468,11 +287,11 @@ class Upstreams:
             except UpstreamError as exc:
                 errors.append(exc)
             else:
-                self._record_success(model)
+                self.health.record_success(model)
                 return result
             failure = type(errors[-1]).__name__
             logger.info("model %s failed before its first token (%s); trying the next", model, failure)
-            self._record_failure(model, errors[-1])
+            self.health.record_failure(model, errors[-1])
         last = errors[-1]
         if isinstance(last, UpstreamStatusError) and last.retry_after is not None:
             cap = self._config.server.max_retry_after
@@ -480,7 +299,7 @@ class Upstreams:
                 await asyncio.sleep(retry_delay(1, last.retry_after, cap=cap))
                 with contextlib.suppress(UpstreamError):
                     result = await attempt(candidates[-1])
-                    self._record_success(candidates[-1])
+                    self.health.record_success(candidates[-1])
                     return result
         tried = ", ".join(repr(m) for m in candidates)
         raise AllModelsFailed(f"every model of the route failed ({tried}); last: {last.message}", last=last) from last

@@ -18,11 +18,11 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
-from triage._accounting import Usage, estimate_tokens
 from triage._config import SpeculationConfig
 from triage._exceptions import UpstreamError
-from triage._upstream import ModelStream
 from triage.classify._decision import ClassifyInput, Decision
+from triage.route._cost import Usage, estimate_tokens
+from triage.upstream._stream import ModelStream
 
 __all__ = ["Speculation", "StagedClassifier", "worth_speculating"]
 

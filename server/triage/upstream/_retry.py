@@ -8,7 +8,7 @@ import random
 import time
 from collections.abc import Mapping
 
-from triage._constants import INITIAL_RETRY_DELAY, MAX_RETRY_DELAY, RETRYABLE_STATUSES
+from triage.upstream._constants import INITIAL_RETRY_DELAY, MAX_RETRY_DELAY, RETRYABLE_STATUSES
 
 __all__ = ["parse_retry_after", "retry_delay", "should_retry"]
 
