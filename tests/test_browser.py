@@ -18,8 +18,8 @@ from harness import SimControl, gateway_config, run_triage
 from playwright.sync_api import Browser, Page, Request, expect, sync_playwright
 
 from triage._background import BackgroundServer
-from triage._structured import IncrementalJSONParser
 from triage.classify._decision import DEFAULT_CATEGORIES, ClassifyInput, Decision, LayerTiming
+from triage.stream.structured._parser import IncrementalJSONParser
 
 pytestmark = pytest.mark.browser
 

@@ -128,7 +128,7 @@ async def test_a_finished_stream_is_freed_without_the_garbage_collector(
 ) -> None:
     """An answer (its chunks, upstream response, accounting) is freed when its stream ends, not at the next garbage
     collection: sse-starlette's cancelled tasks leave a reference cycle behind that must not reach it."""
-    from triage import _answer
+    from triage.stream import _answer
 
     answers: list[weakref.ref[_answer.Answer[Any]]] = []
     init = _answer.Answer.__init__

@@ -27,8 +27,8 @@ from harness import ui_stream
 from triage._app import create_app
 from triage._background import BackgroundServer
 from triage._demo import local_config
-from triage._jsonpatch import JSONValue, apply_patch
 from triage._local_model import LocalModelError, LocalModelServer, find_gguf
+from triage.stream.structured._patch import JSONValue, apply_patch
 
 pytestmark = pytest.mark.local_model
 

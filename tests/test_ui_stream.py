@@ -9,7 +9,7 @@ import pytest
 from harness import SimControl, ui_stream
 
 from triage._background import BackgroundServer
-from triage._jsonpatch import apply_patch
+from triage.stream.structured._patch import apply_patch
 
 USER = [{"role": "user", "content": "What is the capital of France?"}]
 

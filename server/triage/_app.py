@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
@@ -12,8 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from sse_starlette import EventSourceResponse
-from sse_starlette.sse import SendTimeoutError
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
@@ -24,12 +21,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from triage._answer import Answer
 from triage._auth import Caller
 from triage._config import TriageConfig, load_config
 from triage._exceptions import TriageError, UpstreamError
 from triage._feedback import learning_routes
-from triage._gateway import Gateway, Routed, StreamTally
+from triage._gateway import Gateway, Routed
 from triage._http import (
     ClientGone,
     http_error_handler,
@@ -39,17 +35,18 @@ from triage._http import (
     until_disconnect,
 )
 from triage._limits import Lease
-from triage._openai_stream import openai_chunks
 from triage._openapi import openapi
 from triage._schemas import ChatCompletionRequest, TriageChatRequest, parse_body
 from triage._sqlite_store import SQLiteStore
 from triage._store import Store
-from triage._structured import IncrementalJSONParser
-from triage._structured_schema import SchemaValidator
-from triage._types import Message, Receive, Scope, Send
-from triage._ui_stream import ui_events
 from triage.classify._decision import Classifier
 from triage.route._cost import Usage
+from triage.stream._answer import Answer, StreamTally
+from triage.stream._openai import openai_chunks
+from triage.stream._response import EventStream
+from triage.stream._ui import ui_events
+from triage.stream.structured._parser import IncrementalJSONParser
+from triage.stream.structured._schema import SchemaValidator
 
 __all__ = ["create_app"]
 
@@ -137,12 +134,12 @@ async def _guarded(request: Request, endpoint: str, handler: Callable[[_Call], A
 def _sse(gateway: Gateway, answer: Answer[Any], body: AsyncIterator[bytes], routed: Routed) -> Response:
     server = gateway.config.server
     gateway.drain.track(answer)
-    response = _EventStream(
+    response = EventStream(
         body, headers=routed.headers(answer.model), ping=server.ping_interval, send_timeout=server.send_timeout,
         sep="\n", background=BackgroundTask(answer.aclose), shutdown_event=gateway.drain.event,
         shutdown_grace_period=server.shutdown_grace,
     )
-    model = answer.model  # not the answer itself: the response must not keep it alive (see _EventStream)
+    model = answer.model  # not the answer itself: the response must not keep it alive (see EventStream)
 
     def observe_ttft() -> None:
         gateway.metrics.ttft_seconds.labels(model).observe(time.perf_counter() - routed.received)
@@ -151,65 +148,8 @@ def _sse(gateway: Gateway, answer: Answer[Any], body: AsyncIterator[bytes], rout
     return response
 
 
-class _EventStream(EventSourceResponse):
-    """sse-starlette's response, with four changes:
-
-    - The first event goes out at once, before sse-starlette starts its tasks (ping, disconnect and shutdown
-      listeners, under one task group): it carries the answer's first token, and starting four tasks ahead of it
-      cost ~0.3 ms of time to first token (bench/overhead.py profile). The stream then goes on as usual.
-    - Each send is bounded by asyncio's timeout rather than an anyio cancel scope: the same bound, for a fraction
-      of the set-up, once per upstream read of every answer.
-    - A client that stopped reading is dropped quietly: past `send_timeout` the send fails with SendTimeoutError,
-      which is Triage doing its job, not an error to log with a traceback.
-    - Once done, it lets go of the answer (see `__call__`).
-    """
-
-    # Called once the first event is out (the time-to-first-token metric): nothing on the way to it that need not be.
-    after_first_event: Callable[[], None] | None = None
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await self._send_head(send)
-            await super().__call__(scope, receive, _without_start(send))
-        except SendTimeoutError:
-            logger.info("dropped a client that read nothing for %ss", self.send_timeout)
-            if self.background is not None:
-                await self.background()  # skipped by the base class when the stream fails: close the upstream
-        finally:
-            # sse-starlette's cancelled ping and shutdown tasks leave a reference cycle (their CancelledError's
-            # traceback holds frames that hold this response) that only the garbage collector frees. Letting go
-            # of the answer here frees its chunks, upstream response and accounting at once instead (cyclic
-            # garbage per request ~180 -> ~115 objects, none of them the answer's): less for each collection.
-            del self.body_iterator
-            self.background = None
-
-    async def _send_head(self, send: Send) -> None:
-        """The response start and the first event (when there is one: the stream's encoders always yield it)."""
-        body = aiter(self.body_iterator)
-        first = await anext(body, None)
-        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
-        if first is not None:
-            assert isinstance(first, bytes), "Triage's encoders yield encoded events"
-            await self._send_with_timeout(send, {"type": "http.response.body", "body": first, "more_body": True})
-        if self.after_first_event is not None:
-            self.after_first_event()
-
-    async def _send_with_timeout(self, send: Send, message: Message) -> None:
-        try:
-            async with asyncio.timeout(self.send_timeout):
-                await send(message)
-        except TimeoutError:
-            raise SendTimeoutError from None
 
 
-def _without_start(send: Send) -> Send:
-    """`send` for sse-starlette once `_EventStream` has started the response itself."""
-
-    async def sender(message: Message) -> None:
-        if message["type"] != "http.response.start":
-            await send(message)
-
-    return sender
 
 
 async def chat_completions(request: Request) -> Response:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 if TYPE_CHECKING:
-    from triage._answer import Answer
+    from triage.stream._answer import Answer
 
 __all__ = ["Drain"]
 

@@ -31,9 +31,9 @@ from triage.route._cost import Cost, Usage, cost_of, estimate_tokens
 from triage.route._policy import RoutePlan, plan_route
 from triage.upstream._client import Upstreams
 from triage.upstream._speculation import Speculation, StagedClassifier, worth_speculating
-from triage.upstream._stream import Chunk, ModelStream
+from triage.upstream._stream import ModelStream
 
-__all__ = ["Gateway", "Routed", "StreamTally"]
+__all__ = ["Gateway", "Routed"]
 
 logger = logging.getLogger("triage")
 
@@ -94,34 +94,6 @@ class Routed:
         }
 
 
-@dataclass(slots=True)
-class StreamTally:
-    """What passes through a stream that accounting needs: usage (reported or estimated)."""
-
-    usage: Usage | None = None
-    completion_chars: int = 0
-    finish_reason: str | None = None
-
-    def observe(self, chunk: Chunk) -> None:
-        usage = chunk.get("usage")
-        if usage:
-            self.usage = Usage(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
-        for choice in chunk.get("choices") or ():
-            delta = choice.get("delta") or {}
-            content = delta.get("content")
-            if content:
-                self.completion_chars += len(content)
-            for call in delta.get("tool_calls") or ():
-                arguments = (call.get("function") or {}).get("arguments")
-                if arguments:
-                    self.completion_chars += len(arguments)
-            if choice.get("finish_reason"):
-                self.finish_reason = choice["finish_reason"]
-
-    def final_usage(self, prompt_chars: int) -> Usage:
-        if self.usage is not None:
-            return self.usage
-        return Usage(estimate_tokens(prompt_chars), estimate_tokens(self.completion_chars), estimated=True)
 
 
 class Gateway:

@@ -25,57 +25,39 @@ partial-json-parser also strips the prefix, so an open string loses its trailing
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from triage._exceptions import StructuredOutputError
-from triage._jsonpatch import JSONValue, Patch, escape_token
-from triage._structured_schema import Schema, SchemaValidator
+from triage.stream.structured._grammar import (
+    AFTER,
+    ARRAY_FIRST,
+    COLON,
+    END,
+    ESCAPES,
+    EXPECTED,
+    FAILED,
+    HEX,
+    KEY,
+    KEY_ESCAPE,
+    KEY_FIRST,
+    KEY_NEXT,
+    LITERAL,
+    LITERALS,
+    NUMBER,
+    NUMBER_CHARS,
+    NUMBER_FORM,
+    START,
+    STR_ESCAPE,
+    STRING,
+    STRING_SPECIAL,
+    VALUE,
+    WHITESPACE,
+    bad_number_index,
+)
+from triage.stream.structured._patch import JSONValue, Patch, copy_json, escape_token
+from triage.stream.structured._schema import Schema, SchemaValidator
 
 __all__ = ["IncrementalJSONParser"]
-
-# Parser states: where in the grammar the next character falls.
-_VALUE = 0  # a value must start (after ':' or after ',' in an array)
-_STRING = 1  # inside a string value
-_AFTER = 2  # after a member: ',' or the container's closer
-_KEY_FIRST = 3  # after '{': a key or '}'
-_KEY_NEXT = 4  # after ',' in an object: a key
-_KEY = 5  # inside a key
-_COLON = 6  # after a key
-_NUMBER = 7
-_LITERAL = 8
-_ARRAY_FIRST = 9  # after '[': a value or ']'
-_STR_ESCAPE = 10  # inside an escape of a string value
-_KEY_ESCAPE = 11  # inside an escape of a key
-_START = 12  # nothing but whitespace yet
-_END = 13  # the root is complete: only whitespace may follow
-_FAILED = 14  # an error was raised; `value` shows what was parsed before it
-
-_EXPECTED = {
-    _VALUE: "a value",
-    _STRING: "the rest of a string",
-    _AFTER: "',' or the end of the container",
-    _KEY_FIRST: "a key or '}'",
-    _KEY_NEXT: "a key",
-    _KEY: "the rest of a key",
-    _COLON: "':'",
-    _NUMBER: "the rest of a number",
-    _LITERAL: "the rest of a literal",
-    _ARRAY_FIRST: "a value or ']'",
-    _STR_ESCAPE: "the rest of an escape",
-    _KEY_ESCAPE: "the rest of an escape",
-    _START: "a value",
-}
-
-# The next character of a string that is not plain text: '"', '\\' or a control character (RFC 8259 section 7).
-_STRING_SPECIAL = re.compile(r'["\\\x00-\x1f]')
-_NUMBER_CHARS = re.compile(r"[0-9eE.+\-]*")
-_NUMBER_FORM = re.compile(r"-?(?:0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?")
-_ESCAPES = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
-_HEX = frozenset("0123456789abcdefABCDEF")
-_WHITESPACE = frozenset(" \t\n\r")
-_LITERALS: dict[str, tuple[str, JSONValue]] = {"t": ("true", True), "f": ("false", False), "n": ("null", None)}
-
 
 class IncrementalJSONParser:
     """Parses one JSON document fed in chunks; see the module docstring. Not thread-safe; one per answer."""
@@ -83,7 +65,7 @@ class IncrementalJSONParser:
     def __init__(self, schema: SchemaValidator | None = None, *, max_depth: int = 512) -> None:
         self._validator = schema
         self._max_depth = max_depth
-        self._state = _START
+        self._state = START
         self._offset = 0  # characters consumed by earlier chunks
         self._error: StructuredOutputError | None = None
         self._root: Any = None
@@ -111,7 +93,7 @@ class IncrementalJSONParser:
     @property
     def value(self) -> JSONValue:
         """The document so far (a copy; see the module docstring for how it compares to partial-json-parser)."""
-        if self._state in (_STRING, _STR_ESCAPE):
+        if self._state in (STRING, STR_ESCAPE):
             text = "".join(self._parts)
             self._parts[:] = [text] if text else []
             if not self._stack:
@@ -120,13 +102,13 @@ class IncrementalJSONParser:
                 self._top[self._key] = text
             else:
                 self._top[-1] = text
-        copied: JSONValue = _copy(self._root)
+        copied: JSONValue = copy_json(self._root)
         return copied
 
     @property
     def done(self) -> bool:
         """Whether the root value is complete."""
-        return self._state == _END
+        return self._state == END
 
     def feed(self, chunk: str) -> list[Patch]:
         """Parse the next chunk; the patches it completes, coalesced. Raises StructuredOutputError."""
@@ -137,7 +119,7 @@ class IncrementalJSONParser:
             self._feed(chunk, out)
         except StructuredOutputError as exc:
             self._error = exc
-            self._state = _FAILED  # the chunk's local state is lost; the tree holds what was parsed
+            self._state = FAILED  # the chunk's local state is lost; the tree holds what was parsed
             raise
         self._offset += len(chunk)
         return out
@@ -148,12 +130,12 @@ class IncrementalJSONParser:
             raise self._error
         out: list[Patch] = []
         try:
-            if self._state == _NUMBER and not self._stack:
+            if self._state == NUMBER and not self._stack:
                 self._state = self._end_number(out, 0)
-            if self._state != _END:
-                what = "empty document" if self._state == _START else "incomplete JSON document"
-                in_value = self._state in (_STRING, _STR_ESCAPE, _NUMBER, _LITERAL)
-                raise self._fail(f"{what}: expected {_EXPECTED[self._state]}", 0, in_value=in_value)
+            if self._state != END:
+                what = "empty document" if self._state == START else "incomplete JSON document"
+                in_value = self._state in (STRING, STR_ESCAPE, NUMBER, LITERAL)
+                raise self._fail(f"{what}: expected {EXPECTED[self._state]}", 0, in_value=in_value)
         except StructuredOutputError as exc:
             self._error = exc
             raise
@@ -167,9 +149,9 @@ class IncrementalJSONParser:
         buf = self._buf
         state = self._state
         while i < n:
-            if state == _STRING:
+            if state == STRING:
                 # Plain text runs are sliced whole: the regex finds the next '"', '\\' or control character.
-                m = _STRING_SPECIAL.search(chunk, i)
+                m = STRING_SPECIAL.search(chunk, i)
                 if m is None:
                     if self._high:
                         self._flush_high(buf)
@@ -185,12 +167,12 @@ class IncrementalJSONParser:
                     state = self._close_string(out, j)
                 elif c == "\\":
                     self._escape = ""
-                    state = _STR_ESCAPE
+                    state = STR_ESCAPE
                 else:
                     raise self._fail(f"control character {c!r} in a string; it must be escaped", j, in_value=True)
                 i = j + 1
-            elif state == _KEY:
-                m = _STRING_SPECIAL.search(chunk, i)
+            elif state == KEY:
+                m = STRING_SPECIAL.search(chunk, i)
                 j = n if m is None else m.start()
                 if j > i:
                     if self._high:
@@ -203,80 +185,80 @@ class IncrementalJSONParser:
                     if self._high:
                         self._flush_high(self._key_buf)
                     self._key = "".join(self._key_buf)
-                    state = _COLON
+                    state = COLON
                 elif c == "\\":
                     self._escape = ""
-                    state = _KEY_ESCAPE
+                    state = KEY_ESCAPE
                 else:
                     raise self._fail(f"control character {c!r} in a key; it must be escaped", j)
                 i = j + 1
-            elif state == _NUMBER:
-                # A number ends at the first character that cannot be part of one; `_NUMBER_FORM` then checks it.
-                j = _NUMBER_CHARS.match(chunk, i).end()  # type: ignore[union-attr]  # '*' always matches
+            elif state == NUMBER:
+                # A number ends at the first character that cannot be part of one; `NUMBER_FORM` then checks it.
+                j = NUMBER_CHARS.match(chunk, i).end()  # type: ignore[union-attr]  # '*' always matches
                 self._token += chunk[i:j]
                 i = j
                 if i < n:
                     state = self._end_number(out, i)
-            elif state == _LITERAL:
+            elif state == LITERAL:
                 state, i = self._match_literal(out, chunk, i)
-            elif state == _STR_ESCAPE or state == _KEY_ESCAPE:
-                in_string = state == _STR_ESCAPE
+            elif state == STR_ESCAPE or state == KEY_ESCAPE:
+                in_string = state == STR_ESCAPE
                 i = self._read_escape(chunk, i, buf if in_string else self._key_buf, in_string)
                 if not self._escape:
-                    state = _STRING if in_string else _KEY
+                    state = STRING if in_string else KEY
             else:
                 c = chunk[i]
                 i += 1
-                if c in _WHITESPACE:
+                if c in WHITESPACE:
                     continue
-                if state == _AFTER:
+                if state == AFTER:
                     if c == ",":
-                        state = _KEY_NEXT if self._top_is_object else _VALUE
+                        state = KEY_NEXT if self._top_is_object else VALUE
                     elif c == ("}" if self._top_is_object else "]"):
                         state = self._close_container(out, i - 1)
                     else:
                         closer = "}" if self._top_is_object else "]"
                         raise self._fail(f"expected ',' or {closer!r}, got {c!r}", i - 1)
-                elif state == _VALUE or state == _ARRAY_FIRST or state == _START:
+                elif state == VALUE or state == ARRAY_FIRST or state == START:
                     if c == '"':
                         self._start_value()
                         self._attach("")
                         self._added = False
-                        state = _STRING
+                        state = STRING
                     elif c == "{" or c == "[":
                         state = self._open_container(out, c == "{", i - 1)
                     elif c == "-" or "0" <= c <= "9":
                         self._start_value()
                         self._token = ""
                         self._token_start = self._offset + i - 1
-                        state = _NUMBER
+                        state = NUMBER
                         i -= 1
-                    elif c in _LITERALS:
+                    elif c in LITERALS:
                         self._start_value()
-                        self._token, self._literal = _LITERALS[c]
+                        self._token, self._literal = LITERALS[c]
                         self._token_start = self._offset + i - 1
                         self._matched = 0
-                        state = _LITERAL
+                        state = LITERAL
                         i -= 1
-                    elif c == "]" and state == _ARRAY_FIRST:
+                    elif c == "]" and state == ARRAY_FIRST:
                         state = self._close_container(out, i - 1)
                     else:
-                        raise self._fail(f"expected {_EXPECTED[state]}, got {c!r}", i - 1)
-                elif state == _KEY_FIRST or state == _KEY_NEXT:
+                        raise self._fail(f"expected {EXPECTED[state]}, got {c!r}", i - 1)
+                elif state == KEY_FIRST or state == KEY_NEXT:
                     if c == '"':
                         self._key_buf.clear()
-                        state = _KEY
-                    elif c == "}" and state == _KEY_FIRST:
+                        state = KEY
+                    elif c == "}" and state == KEY_FIRST:
                         state = self._close_container(out, i - 1)
                     else:
-                        raise self._fail(f"expected {_EXPECTED[state]}, got {c!r}", i - 1)
-                elif state == _COLON:
+                        raise self._fail(f"expected {EXPECTED[state]}, got {c!r}", i - 1)
+                elif state == COLON:
                     if c != ":":
                         raise self._fail(f"expected ':' after key {self._key!r}, got {c!r}", i - 1)
-                    state = _VALUE
-                else:  # _END
+                    state = VALUE
+                else:  # END
                     raise self._fail(f"extra data after the JSON document: {c!r}", i - 1)
-        if state == _STRING or state == _STR_ESCAPE:
+        if state == STRING or state == STR_ESCAPE:
             self._flush_string(out)
         self._state = state
 
@@ -318,10 +300,10 @@ class IncrementalJSONParser:
         if self._validator is not None:
             if not self._stack:
                 self._validator.check_document(value, offset=offset)
-                return _END
+                return END
             if self._schema is not None:
                 self._validator.check(value, self._schema, self._path, offset=offset)
-        return _AFTER if self._stack else _END
+        return AFTER if self._stack else END
 
     def _flush_string(self, out: list[Patch]) -> None:
         buf = self._buf
@@ -353,9 +335,9 @@ class IncrementalJSONParser:
 
     def _end_number(self, out: list[Patch], index: int) -> int:
         token = self._token
-        m = _NUMBER_FORM.fullmatch(token)
+        m = NUMBER_FORM.fullmatch(token)
         if m is None:
-            bad = _bad_number_index(token)
+            bad = bad_number_index(token)
             raise self._fail(f"invalid number {token!r}", self._token_start - self._offset + bad, in_value=True)
         value = float(token) if m.group(1) or m.group(2) else int(token)
         return self._scalar(out, value, index)
@@ -375,7 +357,7 @@ class IncrementalJSONParser:
         self._matched = matched = matched + len(take)
         i += len(take)
         if matched < len(word):
-            return _LITERAL, i
+            return LITERAL, i
         return self._scalar(out, self._literal, i - 1), i
 
     # -- strings ---------------------------------------------------------------------------------------------------
@@ -392,17 +374,17 @@ class IncrementalJSONParser:
         if not escape:
             c = chunk[i]
             if c != "u":
-                if c not in _ESCAPES:
+                if c not in ESCAPES:
                     raise self._fail(f"invalid escape '\\{c}'", i, in_value=in_string)
                 if self._high:
                     self._flush_high(target)
-                target.append(_ESCAPES[c])
+                target.append(ESCAPES[c])
                 return i + 1
             escape = "u"
             i += 1
         take = chunk[i : i + 5 - len(escape)]
         for k, c in enumerate(take):
-            if c not in _HEX:
+            if c not in HEX:
                 raise self._fail(f"invalid \\u escape: {c!r} is not a hex digit", i + k, in_value=in_string)
         escape += take
         i += len(take)
@@ -440,7 +422,7 @@ class IncrementalJSONParser:
             lookup = self._validator.enter(schema, "object" if is_object else "array")
         self._stack.append((container, path, is_object, schema, lookup))
         self._top, self._top_path, self._top_is_object = container, path, is_object
-        return _KEY_FIRST if is_object else _ARRAY_FIRST
+        return KEY_FIRST if is_object else ARRAY_FIRST
 
     def _close_container(self, out: list[Patch], index: int) -> int:
         container, path, _, schema, lookup = self._stack.pop()
@@ -456,41 +438,4 @@ class IncrementalJSONParser:
                 # Members were checked as they completed: check only the container's own keywords if possible.
                 shallow = validator.shallow(lookup) if lookup is not None else None
                 validator.check(container, shallow if shallow is not None else schema, path, offset=offset)
-        return _AFTER if self._stack else _END
-
-
-def _copy(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _copy(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_copy(v) for v in value]
-    return value
-
-
-def _bad_number_index(token: str) -> int:
-    """The index of the first character that cannot continue a JSON number (len(token) if it ends too early)."""
-    i, n = 0, len(token)
-    if i < n and token[i] == "-":
-        i += 1
-    if i < n and token[i] == "0":
-        i += 1
-    elif i < n and "1" <= token[i] <= "9":
-        while i < n and token[i].isdigit():
-            i += 1
-    else:
-        return i
-    if i < n and token[i] == ".":
-        i += 1
-        if not (i < n and token[i].isdigit()):
-            return i
-        while i < n and token[i].isdigit():
-            i += 1
-    if i < n and token[i] in "eE":
-        i += 1
-        if i < n and token[i] in "+-":
-            i += 1
-        if not (i < n and token[i].isdigit()):
-            return i
-        while i < n and token[i].isdigit():
-            i += 1
-    return i
+        return AFTER if self._stack else END

@@ -39,7 +39,7 @@ from typing import Literal, NotRequired, TypeAlias, TypedDict
 
 from triage._exceptions import StructuredOutputError
 
-__all__ = ["JSONValue", "Patch", "apply_patch", "coalesce", "escape_token", "split_pointer"]
+__all__ = ["JSONValue", "Patch", "apply_patch", "coalesce", "copy_json", "escape_token", "split_pointer"]
 
 JSONValue: TypeAlias = "dict[str, JSONValue] | list[JSONValue] | str | int | float | bool | None"
 
@@ -67,11 +67,12 @@ def split_pointer(path: str) -> list[str]:
     return [token.replace("~1", "/").replace("~0", "~") for token in path[1:].split("/")]
 
 
-def _copy(value: JSONValue) -> JSONValue:
+def copy_json(value: JSONValue) -> JSONValue:
+    """A deep copy of a JSON value (dicts and lists only: faster than copy.deepcopy)."""
     if isinstance(value, dict):
-        return {k: _copy(v) for k, v in value.items()}
+        return {k: copy_json(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_copy(v) for v in value]
+        return [copy_json(v) for v in value]
     return value
 
 
@@ -93,7 +94,7 @@ def _apply_at(node: JSONValue, tokens: list[str], depth: int, patch: Patch) -> J
     if isinstance(node, dict):
         if last and patch["op"] == "add":
             copied = dict(node)
-            copied[token] = _copy(patch.get("value"))
+            copied[token] = copy_json(patch.get("value"))
             return copied
         if token not in node:
             raise StructuredOutputError(f"{path}: no member {token!r}", path=path)
@@ -105,7 +106,7 @@ def _apply_at(node: JSONValue, tokens: list[str], depth: int, patch: Patch) -> J
         if last and patch["op"] == "add":
             copied_list = list(node)
             index = len(node) if token == "-" else _index(token, len(node), path, insert=True)
-            copied_list.insert(index, _copy(patch.get("value")))
+            copied_list.insert(index, copy_json(patch.get("value")))
             return copied_list
         index = _index(token, len(node), path, insert=False)
         copied_list = list(node)
@@ -133,7 +134,7 @@ def apply_patch(doc: JSONValue, patch: Patch) -> JSONValue:
     tokens = split_pointer(patch["path"])
     if not tokens:
         if patch["op"] == "add":
-            return _copy(patch.get("value"))
+            return copy_json(patch.get("value"))
         return _apply_leaf(doc, patch)
     return _apply_at(doc, tokens, 0, patch)
 

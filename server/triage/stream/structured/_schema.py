@@ -27,7 +27,7 @@ from jsonschema.protocols import Validator
 from jsonschema.validators import validator_for
 
 from triage._exceptions import StructuredOutputError, UnprocessableRequest
-from triage._jsonpatch import escape_token, split_pointer
+from triage.stream.structured._patch import escape_token, split_pointer
 
 __all__ = ["Schema", "SchemaValidator"]
 

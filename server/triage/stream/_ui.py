@@ -17,12 +17,11 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-from triage._answer import Answer
 from triage._exceptions import ShuttingDown, StructuredOutputError, TriageError, UpstreamError
-from triage._gateway import StreamTally
 from triage._json import dumps
-from triage._jsonpatch import Patch, coalesce
-from triage._structured import IncrementalJSONParser
+from triage.stream._answer import Answer, StreamTally
+from triage.stream.structured._parser import IncrementalJSONParser
+from triage.stream.structured._patch import Patch, coalesce
 from triage.upstream._stream import Chunk
 
 __all__ = ["error_event", "sse_event", "ui_events"]

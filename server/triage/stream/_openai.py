@@ -10,9 +10,9 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-from triage._answer import Answer
 from triage._exceptions import ShuttingDown, TriageError, UpstreamError
 from triage._json import dumps
+from triage.stream._answer import Answer
 
 __all__ = ["DONE", "openai_chunks"]
 

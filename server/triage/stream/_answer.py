@@ -8,15 +8,15 @@ generator the server never started (the client left between our `return` and the
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
 
 import anyio
 
-from triage._gateway import StreamTally
-from triage._limits import Lease
-from triage.upstream._stream import ModelStream
+from triage.route._cost import Usage, estimate_tokens
+from triage.upstream._stream import Chunk, ModelStream
 
-__all__ = ["Answer"]
+__all__ = ["Answer", "Releasable", "StreamTally"]
 
 R = TypeVar("R")
 
@@ -24,8 +24,45 @@ R = TypeVar("R")
 _CLOSE_TIMEOUT = 5.0
 
 
+class Releasable(Protocol):
+    """What an answer holds until it closes: the request's concurrency slot (the app's `Lease`)."""
+
+    def release(self) -> None: ...
+
+
+@dataclass(slots=True)
+class StreamTally:
+    """What passes through a stream that accounting needs: usage (reported or estimated)."""
+
+    usage: Usage | None = None
+    completion_chars: int = 0
+    finish_reason: str | None = None
+
+    def observe(self, chunk: Chunk) -> None:
+        usage = chunk.get("usage")
+        if usage:
+            self.usage = Usage(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
+        for choice in chunk.get("choices") or ():
+            delta = choice.get("delta") or {}
+            content = delta.get("content")
+            if content:
+                self.completion_chars += len(content)
+            for call in delta.get("tool_calls") or ():
+                arguments = (call.get("function") or {}).get("arguments")
+                if arguments:
+                    self.completion_chars += len(arguments)
+            if choice.get("finish_reason"):
+                self.finish_reason = choice["finish_reason"]
+
+    def final_usage(self, prompt_chars: int) -> Usage:
+        if self.usage is not None:
+            return self.usage
+        return Usage(estimate_tokens(prompt_chars), estimate_tokens(self.completion_chars), estimated=True)
+
+
+
 class Answer(Generic[R]):
-    def __init__(self, stream: ModelStream, settle: Callable[[StreamTally, str], R], lease: Lease | None) -> None:
+    def __init__(self, stream: ModelStream, settle: Callable[[StreamTally, str], R], lease: Releasable | None) -> None:
         self.stream = stream
         # Set when a server shutdown ended this answer: its encoder then reports `ShuttingDown`, not a cut.
         self.drained = False
