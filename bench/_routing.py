@@ -118,9 +118,9 @@ async def _evaluate(train: list[dict[str, Any]], test: list[dict[str, Any]], pee
         from harness import gateway_config
     finally:
         sys.path.remove(str(ROOT / "tests"))
-    from triage._retrain_data import macro_f1
     from triage.classify._cascade import build_classifier
     from triage.classify._decision import ClassifyInput
+    from triage.classify._evaluation import macro_f1
     from triage.classify.local._classifier import LocalClassifier, default_head_path
     from triage.classify.local._head import train_head
     from triage.route._policy import plan_route

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 from _load import ROOT, json_line, percentile
 
-from triage._retrain_data import macro_f1
+from triage.classify._evaluation import macro_f1
 
 DATA = Path(os.environ.get("TRIAGE_DEV_DATA", ROOT.parent / "shared" / "data" / "dev.jsonl"))
 CATEGORIES = ("simple", "reasoning", "tool_use")

@@ -1,5 +1,5 @@
 """The learning loop on traffic the router never saw: a reviewer corrects each misroute, the head is retrained every
-N corrections (through `triage._retrain.retrain`, poisoning guard included), and macro-F1 is measured on the part
+N corrections (through `triage.learn.retrain`, poisoning guard included), and macro-F1 is measured on the part
 of the traffic nobody has looked at yet.
 
     python bench/feedback_loop.py [--source hwu64 ...] [--every 20] [--budget 100] [--base product] [--no-anchor]
@@ -12,7 +12,7 @@ of the traffic nobody has looked at yet.
   development set's text never ships), shrunk towards the starting head as the product's towards the shipped one
   (`--no-anchor`: from scratch). `--base full` adds the development set's train split, as if the base set the
   starting head came from shipped. The control row is the retrain base with no corrections at all.
-- Guard set: the held-out fifth of the exemplars, as in the product (`triage._retrain_data.base_data`).
+- Guard set: the held-out fifth of the exemplars, as in the product (`triage.learn.base_data`).
 - "others F1": macro-F1 on the development test split of the sources that were not left out: what learning the
   new traffic costs on the old.
 - Macro-F1 on the remainder averages the categories present in it (a prediction of a category the remainder
@@ -41,10 +41,11 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 from triage._config import TriageConfig  # noqa: E402
-from triage._heads import HeadVersions  # noqa: E402
-from triage._retrain import retrain  # noqa: E402
-from triage._retrain_data import BaseData, HeadTrainer, base_data, macro_f1  # noqa: E402
-from triage._store import LabeledText  # noqa: E402
+from triage.classify._evaluation import macro_f1  # noqa: E402
+from triage.learn._heads import HeadVersions  # noqa: E402
+from triage.learn._retrain import retrain  # noqa: E402
+from triage.learn._store import LabeledText  # noqa: E402
+from triage.learn._trainer import BaseData, HeadTrainer, base_data  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "dev.jsonl"
 CATEGORIES = ("simple", "reasoning", "tool_use")

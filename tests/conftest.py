@@ -9,10 +9,10 @@ import openai
 import pytest
 from harness import SimControl, gateway_config, run_triage
 
-from triage._background import BackgroundServer
-from triage._sim import create_sim_app
+from triage.sim._app import create_sim_app
+from triage.sim._background import BackgroundServer
 
-# --- simulated provider (triage._sim) ----------------------------------------------------------------------------
+# --- simulated provider (triage.sim) ----------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="session")

@@ -18,9 +18,9 @@ from typing import Any
 import httpx
 
 from triage import TriageConfig
-from triage._app import create_app
-from triage._background import BackgroundServer
+from triage.app._app import create_app
 from triage.classify._decision import Classifier
+from triage.sim._background import BackgroundServer
 
 
 def gateway_config(sim_url: str, **overrides: Any) -> TriageConfig:

@@ -17,8 +17,8 @@ import pytest
 from harness import SimControl, gateway_config, run_triage
 from playwright.sync_api import Browser, Page, Request, expect, sync_playwright
 
-from triage._background import BackgroundServer
 from triage.classify._decision import DEFAULT_CATEGORIES, ClassifyInput, Decision, LayerTiming
+from triage.sim._background import BackgroundServer
 from triage.stream.structured._parser import IncrementalJSONParser
 
 pytestmark = pytest.mark.browser

@@ -12,8 +12,10 @@ from typing import Any
 import pytest
 
 from triage._config import default_config_path, load_config
-from triage._demo import choose_config, configure, local_config, openai_config_path, run
-from triage._local_model import LocalModelError, LocalModelServer, default_threads, find_gguf, require_llama_cpp
+from triage.cli._demo import choose_config, configure, run
+from triage.demo._config import local_config, openai_config_path
+from triage.demo._local_model import LocalModelServer
+from triage.demo._process import LocalModelError, default_threads, find_gguf, require_llama_cpp
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -98,7 +100,7 @@ def test_missing_packages_name_the_install_command(monkeypatch: pytest.MonkeyPat
 
 def test_a_taken_model_port_is_refused_rather_than_probed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Another server on the port would answer the readiness probe in our child's place.
-    monkeypatch.setattr("triage._local_model.require_llama_cpp", lambda: None)
+    monkeypatch.setattr("triage.demo._local_model.require_llama_cpp", lambda: None)
     model = tmp_path / "model.gguf"
     model.write_bytes(b"")
     with socket.socket() as taken:

@@ -13,9 +13,9 @@ from harness import gateway_config
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from triage._app import create_app
-from triage._auth import hash_key
 from triage._json import loads
+from triage.app._app import create_app
+from triage.app._auth import hash_key
 
 CLIENT_KEY = "tk-client-0123456789"
 LIMITED_KEY = "tk-limited-0123456789"
@@ -157,7 +157,7 @@ async def test_rate_limited_key_gets_429_with_retry_after(http: httpx.AsyncClien
 async def test_concurrency_cap_is_503_with_retry_after() -> None:
     app = create_app(keyed_config(server={"max_streams": 1}), ui=False)
     gateway = app.state.gateway
-    from triage._auth import Caller
+    from triage.app._auth import Caller
 
     lease = gateway.slots.acquire(Caller("someone", "client"))  # one request already in flight
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t",
@@ -182,7 +182,7 @@ async def test_cors_allows_only_listed_origins() -> None:
 
 def test_open_access_is_refused_off_loopback() -> None:
     from triage import ConfigError
-    from triage._server import check_open_access
+    from triage.app._auth import check_open_access
 
     open_config = gateway_config("http://127.0.0.1:9")
     check_open_access(open_config, "127.0.0.1")

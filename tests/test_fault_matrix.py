@@ -28,7 +28,7 @@ import httpx
 import pytest
 from harness import SimControl, gateway_config, run_triage, wait_for
 
-from triage._background import BackgroundServer
+from triage.sim._background import BackgroundServer
 from triage.stream.structured._patch import apply_patch
 
 USER = [{"role": "user", "content": "What is the capital of France?"}]  # rules: `simple`, chain cheap -> backup

@@ -23,14 +23,14 @@ from starlette.applications import Starlette
 from test_store import make_record
 
 from triage import TriageConfig
-from triage._app import create_app
-from triage._auth import hash_key
-from triage._background import BackgroundServer
-from triage._gateway import Gateway
-from triage._heads import Build, HeadReloader, HeadVersions, heads_dir
-from triage._records import DecisionRecord
-from triage._sqlite_store import SQLiteStore, open_store
+from triage.app._app import create_app
+from triage.app._auth import hash_key
+from triage.app._gateway import Gateway
 from triage.classify._decision import Classifier
+from triage.learn._heads import Build, HeadReloader, HeadVersions, heads_dir
+from triage.learn._records import DecisionRecord
+from triage.learn._sqlite import SQLiteStore, open_store
+from triage.sim._background import BackgroundServer
 
 KEYS = {"client": "sk-client", "reviewer": "sk-reviewer", "admin": "sk-admin"}
 HOUR = 3600.0
@@ -141,13 +141,13 @@ async def test_feedback_refusals_in_openai_shape(
 _SERVER = textwrap.dedent("""
     import sys, time
     from starlette.applications import Starlette
-    from triage._auth import KeyRing
-    from triage._background import BackgroundServer
+    from triage.app._auth import KeyRing
+    from triage.sim import BackgroundServer
     from triage._config import TriageConfig
-    from triage._feedback import learning_routes
-    from triage._http import triage_error_handler
+    from triage.app._learning import learning_routes
+    from triage.app._http import triage_error_handler
     from triage._exceptions import TriageError
-    from triage._sqlite_store import SQLiteStore
+    from triage.learn import SQLiteStore
 
     class Host:
         def __init__(self, config):

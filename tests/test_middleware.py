@@ -15,8 +15,8 @@ from starlette.responses import PlainTextResponse, StreamingResponse
 from starlette.routing import Route
 
 from triage import TriageMiddleware
-from triage._background import BackgroundServer
 from triage._types import ASGIApp
+from triage.sim._background import BackgroundServer
 
 
 async def hello(request: Request) -> PlainTextResponse:

@@ -18,16 +18,18 @@ from harness import SimControl, gateway_config
 from test_feedback import KEYS, LoopGateway, auth, learning_app
 from test_store import make_record
 
-from triage._auth import hash_key
-from triage._background import BackgroundServer
 from triage._config import StoreConfig
-from triage._heads import DEFAULT_VERSION, HeadVersions, heads_dir, make_reloader
-from triage._retrain import retrain, run_retrain, run_rollback, split_corrections
-from triage._retrain_data import HEAD_FILE, base_data, macro_f1
-from triage._sqlite_store import open_store
-from triage._store import LabeledText
+from triage.app._auth import hash_key
 from triage.classify._decision import DEFAULT_CATEGORIES, Classifier, ClassifyInput, Decision, LayerTiming
+from triage.classify._evaluation import macro_f1
 from triage.classify.local._head import Head
+from triage.cli._retrain import run_retrain, run_rollback
+from triage.learn._heads import DEFAULT_VERSION, HeadVersions, heads_dir, make_reloader
+from triage.learn._retrain import retrain, split_corrections
+from triage.learn._sqlite import open_store
+from triage.learn._store import LabeledText
+from triage.learn._trainer import HEAD_FILE, base_data
+from triage.sim._background import BackgroundServer
 
 
 class Tagged:

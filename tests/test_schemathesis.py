@@ -24,12 +24,13 @@ from harness import gateway_config
 from requests.structures import CaseInsensitiveDict
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from triage._app import create_app
-from triage._auth import hash_key
-from triage._background import BackgroundServer
 from triage._config import TriageConfig
-from triage._openapi import openapi_document
-from triage._sim import SimBehaviour, SimConfig, create_sim_app
+from triage.app._app import create_app
+from triage.app._auth import hash_key
+from triage.app._openapi import openapi_document
+from triage.sim._app import create_sim_app
+from triage.sim._background import BackgroundServer
+from triage.sim._config import SimBehaviour, SimConfig
 
 KEYS = {
     "client": "tk-fuzz-client-0123456789",

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 import uvicorn
 
-from triage import _server
-from triage._server import GC_GEN0_THRESHOLD, FreezeAfterStartup
 from triage._types import Message, Receive, Scope, Send
+from triage.app._serving import GC_GEN0_THRESHOLD, FreezeAfterStartup
+from triage.cli import _serve as _server
 
 
 async def test_issue_8_startup_heap_is_frozen_once_started() -> None:

@@ -18,11 +18,11 @@ import yaml
 from triage import TriageConfig
 from triage._config import StoreConfig
 from triage._exceptions import NotFound
-from triage._export import export
-from triage._export import run as run_export
-from triage._records import DecisionRecord
-from triage._sqlite_store import SQLiteStore, open_store
-from triage._store import Store
+from triage.cli._export import run as run_export
+from triage.learn._export import export
+from triage.learn._records import DecisionRecord
+from triage.learn._sqlite import SQLiteStore, open_store
+from triage.learn._store import Store
 
 DAY = 86400.0
 

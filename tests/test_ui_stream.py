@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from harness import SimControl, ui_stream
 
-from triage._background import BackgroundServer
+from triage.sim._background import BackgroundServer
 from triage.stream.structured._patch import apply_patch
 
 USER = [{"role": "user", "content": "What is the capital of France?"}]

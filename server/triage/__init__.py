@@ -1,6 +1,5 @@
 """Triage: classify each chat request, route it to the right model, stream the answer."""
 
-from triage._app import create_app
 from triage._config import TriageConfig, load_config
 from triage._exceptions import (
     AllModelsFailed,
@@ -24,7 +23,8 @@ from triage._exceptions import (
     UpstreamStatusError,
     UpstreamTimeout,
 )
-from triage._middleware import TriageMiddleware
+from triage.app._app import create_app
+from triage.app._middleware import TriageMiddleware
 from triage.classify._cascade import CascadeClassifier, build_classifier
 from triage.classify._decision import Classifier, ClassifyInput, Decision, LayerTiming
 from triage.classify._rules import RulesClassifier

@@ -8,7 +8,6 @@ Upstream keys are never stored here: a provider names the env var that holds its
 from __future__ import annotations
 
 import os
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
@@ -17,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from triage._exceptions import ConfigError
+from triage._resources import data_file
 
 __all__ = [
     "AuthConfig",
@@ -232,7 +232,7 @@ class TriageConfig(BaseSettings):
 
 def default_config_path() -> Path:
     """The config the demo runs on, shipped inside the package."""
-    return Path(str(resources.files("triage") / "data" / "triage.default.yaml"))
+    return data_file("triage.default.yaml")
 
 
 def load_config(path: str | os.PathLike[str] | None = None, **overrides: Any) -> TriageConfig:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from triage._exceptions import ConfigError
+from triage._resources import data_file
 
 __all__ = ["DEFAULT_EXEMPLAR_WEIGHT", "default_exemplars_path", "load_exemplars", "read_jsonl"]
 
@@ -19,7 +19,7 @@ DEFAULT_EXEMPLAR_WEIGHT = 0.5
 
 
 def default_exemplars_path() -> Path:
-    return Path(str(resources.files("triage") / "data" / "exemplars.yaml"))
+    return data_file("exemplars.yaml")
 
 
 def load_exemplars(path: str | Path | None = None) -> list[tuple[str, str]]:

@@ -154,3 +154,18 @@ def decide_all(classifier: Any, rows: Sequence[dict[str, Any]]) -> list[Routed]:
         ms = (time.perf_counter() - started) * 1000
         routed.append(Routed(str(row["label"]), decision.category, decision.confidence, ms))
     return routed
+
+
+def macro_f1(truth: Sequence[str], predicted: Sequence[str | None], categories: Sequence[str]) -> float:
+    """Unweighted mean of per-category F1 over the categories present in `truth` or `predicted` (a None
+    prediction, no category at all, only counts against recall)."""
+    present = [c for c in categories if c in truth or c in predicted]
+    if not present:
+        return 0.0
+    total = 0.0
+    for c in present:
+        tp = sum(t == c and p == c for t, p in zip(truth, predicted, strict=True))
+        fp = sum(t != c and p == c for t, p in zip(truth, predicted, strict=True))
+        fn = sum(t == c and p != c for t, p in zip(truth, predicted, strict=True))
+        total += 2 * tp / (2 * tp + fp + fn) if tp else 0.0
+    return total / len(present)

@@ -14,15 +14,15 @@ __all__ = ["main"]
 
 # command -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "serve": ("triage._server", "run the gateway"),
-    "demo": ("triage._demo", "run the gateway and the demo UI on the embedded local model"),
-    "sim": ("triage._sim", "run the simulated OpenAI-compatible provider"),
+    "serve": ("triage.cli._serve", "run the gateway"),
+    "demo": ("triage.cli._demo", "run the gateway and the demo UI on the embedded local model"),
+    "sim": ("triage.cli._sim", "run the simulated OpenAI-compatible provider"),
     "train": ("triage.cli._train", "fit the local classifier's head on a JSONL file"),
     "eval": ("triage.cli._evaluate", "evaluate a classifier on a labeled JSONL file"),
     "calibrate": ("triage.cli._evaluate", "pick the confidence threshold for a bound on under-routing"),
-    "retrain": ("triage._retrain", "refit the local classifier's head on the reviewers' corrections"),
-    "rollback": ("triage._retrain", "put the previous classifier head back in service"),
-    "export": ("triage._export", "write the store's decisions and corrections as JSONL"),
+    "retrain": ("triage.cli._retrain", "refit the local classifier's head on the reviewers' corrections"),
+    "rollback": ("triage.cli._retrain", "put the previous classifier head back in service"),
+    "export": ("triage.cli._export", "write the store's decisions and corrections as JSONL"),
 }
 
 

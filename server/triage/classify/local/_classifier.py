@@ -23,7 +23,6 @@ import asyncio
 import math
 import time
 from collections.abc import Sequence
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,6 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 from triage._exceptions import ConfigError
+from triage._resources import data_file
 from triage.classify._decision import ClassifyInput, Decision, LayerTiming
 from triage.classify.local._features import CLIPPED_CHARS as _CLIPPED
 from triage.classify.local._features import Encoder, Featurizer, clip_text
@@ -54,7 +54,7 @@ _PRIOR_CHARS = 500
 
 
 def default_head_path() -> Path:
-    return Path(str(resources.files("triage") / "data" / "head.npz"))
+    return data_file("head.npz")
 
 
 class LocalClassifier:

@@ -11,7 +11,6 @@ temperature, and a JSON spec of the features it expects. It holds no training te
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import time
@@ -26,7 +25,7 @@ import numpy.typing as npt
 from triage._exceptions import ConfigError
 from triage.classify.local._features import Batch, FeatureSpec, Featurizer
 from triage.classify.local._prototypes import build_prototypes, prototype_features, prototype_features_loo
-from triage.classify.local._softmax import Prior, fit_softmax, log_softmax
+from triage.classify.local._softmax import Prior, fit_softmax, log_softmax, one_blas_thread
 
 __all__ = ["FORMAT", "Head", "fit_temperature", "train_head"]
 
@@ -213,7 +212,7 @@ def train_head(
         raise ValueError("sample_weight must hold one non-negative weight per text, not all zero")
     batch = featurizer.batch(texts)
     note("features")
-    with _one_blas_thread():
+    with one_blas_thread():
         head = _fit_and_calibrate(batch, targets, weights, cats, featurizer.spec, c, folds, seed, shrink, prior, note)
 
     head.meta = {
@@ -227,17 +226,6 @@ def train_head(
         "seconds": round(time.perf_counter() - started, 2),
     }
     return head
-
-
-def _one_blas_thread() -> contextlib.AbstractContextManager[object]:
-    # The matrices are small (n x ~300 x 3): a threaded BLAS gains nothing, and on a busy machine its threads
-    # thrash (a 6x slower GEMM measured here with two cores shared). threadpoolctl is optional.
-    try:
-        from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
-    except ImportError:
-        return contextlib.nullcontext()
-    limits: contextlib.AbstractContextManager[object] = threadpool_limits(limits=1, user_api="blas")
-    return limits
 
 
 def _fit_and_calibrate(

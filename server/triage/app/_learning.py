@@ -17,13 +17,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from triage._auth import KeyRing
 from triage._config import TriageConfig
 from triage._exceptions import InvalidRequest, NotFound
-from triage._heads import HeadReloader
-from triage._http import read_json
-from triage._schemas import parse_body
-from triage._store import BUCKET_SECONDS, Bucket, Store
+from triage.app._auth import KeyRing
+from triage.app._http import read_json
+from triage.app._schemas import parse_body
+from triage.learn._heads import HeadReloader
+from triage.learn._store import BUCKET_SECONDS, Bucket, Store
 
 __all__ = ["FeedbackRequest", "LearningGateway", "learning_routes", "parse_time"]
 

@@ -1,17 +1,14 @@
 """The OpenAPI 3.1 document of every endpoint Triage serves, at `GET /openapi.json`.
 
-Request bodies come from the pydantic models that validate them (`_schemas`, `_feedback`); the chat completion and
+Request bodies come from the pydantic models that validate them (`_schemas`, `_learning`); the chat completion and
 its chunks from openai's own types, since Triage passes the provider's answer through; the rest from the response
-models below. All go through one `models_json_schema` call, which gives colliding names distinct keys (openai's
-chat and chunk modules both define a `Choice`) and points every `$ref` at `#/components/schemas`. The config then
-narrows what the models leave open: `model` to the router name and the configured models, `category` to the routes.
+models of `_openapi_models`. All go through one `models_json_schema` call, which gives colliding names distinct
+keys (openai's chat and chunk modules both define a `Choice`) and points every `$ref` at `#/components/schemas`.
+The config then narrows what the models leave open: `model` to the router name and the configured models,
+`category` to the routes.
 
 Both SSE dialects are documented per event: before 3.2, OpenAPI reads a `text/event-stream` schema as one event,
 `{event, data, id?, retry?}`, and each event's `data` is JSON described by `contentMediaType` + `contentSchema`.
-
-The response models mirror `to_dict()`s and event payloads written elsewhere. They forbid extra fields on purpose:
-tests/test_schemathesis.py validates every live response against this document, so a field added to a response
-without being added here fails there instead of going undocumented.
 """
 
 from __future__ import annotations
@@ -19,187 +16,38 @@ from __future__ import annotations
 import copy
 import functools
 import json
-from typing import Any, Literal
+from typing import Any
 
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 from starlette.requests import Request
 from starlette.responses import Response
 
 from triage._config import TriageConfig
-from triage._feedback import FeedbackRequest
-from triage._schemas import ChatCompletionRequest, TriageChatRequest
+from triage.app._learning import FeedbackRequest
+from triage.app._openapi_models import (
+    UI_EVENTS,
+    Correction,
+    ErrorResponse,
+    HeadReload,
+    Health,
+    ModelList,
+    StatsReport,
+)
+from triage.app._schemas import ChatCompletionRequest, TriageChatRequest
 
 __all__ = ["openapi", "openapi_document"]
 
 _REF = "#/components/schemas/{model}"
 
 
-class _Closed(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class ErrorDetail(_Closed):
-    message: str
-    type: str
-    param: str | None
-    code: str | None
-
-
-class ErrorResponse(_Closed):
-    """Every error Triage answers with, in OpenAI's shape."""
-
-    error: ErrorDetail
-
-
-class ModelCard(_Closed):
-    id: str
-    object: Literal["model"]
-    created: int
-    owned_by: str
-
-
-class ModelList(_Closed):
-    object: Literal["list"]
-    data: list[ModelCard]
-
-
-class Health(_Closed):
-    status: Literal["ok"]
-
-
-class Correction(_Closed):
-    object: Literal["triage.correction"]
-    id: int
-    request_id: str
-    category: str
-    router_category: str | None
-    agrees: bool
-    note: str | None
-    key_id: str | None
-    created_at: float
-
-
-class StatsTokens(_Closed):
-    prompt: int
-    completion: int
-
-
-class StatsSpeculation(_Closed):
-    hit: int
-    miss: int
-    off: int
-    wasted_prompt_tokens: int
-    wasted_completion_tokens: int
-    wasted_cost_usd: float
-
-
-class StatsBucket(_Closed):
-    start: float
-    requests: int
-    statuses: dict[str, int]
-    categories: dict[str, int]
-    models: dict[str, int]
-    tokens: StatsTokens
-    cost_usd: float
-    baseline_cost_usd: float
-    saved_usd: float
-    savings_ratio: float | None
-    speculation: StatsSpeculation
-    corrections: int
-    agreement: float | None
-
-
-class StatsReport(_Closed):
-    object: Literal["triage.stats"]
-    bucket: Literal["hour", "day"]
-    since: float
-    until: float
-    buckets: list[StatsBucket]
-    totals: StatsBucket
-    dropped: int
-
-
-class HeadReload(_Closed):
-    object: Literal["triage.head"]
-    version: str
-    previous: str | None
-    reloaded: bool
-
-
 # -- the UI stream's events (_ui_stream.py) -----------------------------------------------------------------------
 
 
-class RouteEvent(_Closed):
-    request_id: str
-    category: str | None
-    confidence: float | None
-    scores: dict[str, float]
-    model: str
-    planned_model: str
-    reason: Literal["confident", "low_confidence", "rule", "forced"]
-    classifier: str | None
-    classify_ms: float | None
-    layers: dict[str, float]
-    speculation: Literal["hit", "miss", "off"]
-
-
-class DeltaEvent(_Closed):
-    text: str
-
-
-class PatchEvent(_Closed):
-    """One structured-output patch (_jsonpatch.py); `value` comes with `add` and `append`."""
-
-    op: Literal["add", "append", "done"]
-    path: str
-    value: Any = None
-
-
-class ToolCallEvent(_Closed):
-    index: int
-    id: str | None
-    name: str | None
-    arguments: str
-
-
-class UsageEvent(_Closed):
-    prompt_tokens: int
-    completion_tokens: int
-    estimated: bool
-    cost_usd: float
-    baseline_cost_usd: float
-    saved_usd: float
-    wasted_speculative_tokens: int
-    wasted_cost_usd: float
-
-
-class StreamError(_Closed):
-    """The last event of a stream that failed after its first token; `path` names a structured-output field."""
-
-    type: str
-    message: str
-    retryable: bool
-    path: str | None = None
-
-
-class DoneEvent(_Closed):
-    finish_reason: str | None
-
-
-_UI_EVENTS: dict[str, type[BaseModel]] = {
-    "route": RouteEvent,
-    "delta": DeltaEvent,
-    "patch": PatchEvent,
-    "tool_call": ToolCallEvent,
-    "usage": UsageEvent,
-    "error": StreamError,
-    "done": DoneEvent,
-}
 _MODELS: tuple[type[BaseModel], ...] = (
     ChatCompletionRequest, TriageChatRequest, FeedbackRequest, ChatCompletion, ChatCompletionChunk, ErrorResponse,
-    ModelList, Health, Correction, StatsReport, HeadReload, *_UI_EVENTS.values(),
+    ModelList, Health, Correction, StatsReport, HeadReload, *UI_EVENTS.values(),
 )  # fmt: skip
 
 
@@ -295,7 +143,7 @@ def openapi_document(config: TriageConfig) -> dict[str, Any]:
     ui_event = {"oneOf": [
         {"type": "object", "required": ["event", "data"],
          "properties": {"event": {"const": event}, "data": _sse_data(ref(model))}}
-        for event, model in _UI_EVENTS.items()
+        for event, model in UI_EVENTS.items()
     ]}
     chat_completions = {
         "operationId": "createChatCompletion",

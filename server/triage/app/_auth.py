@@ -8,16 +8,20 @@ that only on a loopback address and says so at start-up.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
+import logging
 import os
 from dataclasses import dataclass
 from typing import Literal
 
 from starlette.requests import HTTPConnection
 
-from triage._config import AuthConfig
+from triage._config import AuthConfig, TriageConfig
 from triage._exceptions import AuthenticationError, ConfigError, PermissionDenied
 
-__all__ = ["ANONYMOUS", "Caller", "KeyRing", "Role", "hash_key"]
+__all__ = ["ANONYMOUS", "Caller", "KeyRing", "Role", "check_open_access", "hash_key", "is_loopback"]
+
+logger = logging.getLogger("triage")
 
 Role = Literal["client", "reviewer", "admin"]
 _RANK: dict[str, int] = {"client": 0, "reviewer": 1, "admin": 2}
@@ -74,3 +78,22 @@ class KeyRing:
         if caller is None:
             raise AuthenticationError("invalid API key", code="invalid_api_key")
         return caller
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` (an address or `localhost`) is reachable only from this machine."""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def check_open_access(config: TriageConfig, host: str) -> None:
+    """With no client keys Triage is open to anyone who can reach it: allowed on loopback only."""
+    if not config.auth.keys:
+        if not is_loopback(host):
+            raise ConfigError(
+                f"auth.keys is empty (open access, allowed on loopback only) but the host is {host!r}: configure "
+                "client keys, or bind to 127.0.0.1"
+            )
+        logger.warning("no client keys configured: open access, bound to loopback (%s) only", host)

@@ -21,11 +21,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
-from triage import _sqlite_sql as sql
 from triage._config import StoreConfig
 from triage._exceptions import NotFound
-from triage._records import DecisionRecord
-from triage._store import Bucket, Correction, LabeledText, Stats
+from triage.learn import _sqlite_sql as sql
+from triage.learn._records import DecisionRecord
+from triage.learn._store import Bucket, Correction, LabeledText, Stats
 
 __all__ = ["SQLiteStore", "open_store"]
 

@@ -185,9 +185,9 @@ def classifier_builder(config: TriageConfig, clients: Mapping[str, Any]) -> Buil
     local layer; None: the default head (`classifier.head`, else the shipped one)."""
 
     def build(path: Path | None) -> Classifier:
-        from triage._retrain_data import HEAD_FILE
         from triage.classify._cascade import build_classifier
         from triage.classify.local._classifier import LocalClassifier
+        from triage.learn._trainer import HEAD_FILE
 
         head = path / HEAD_FILE if path is not None else config.classifier.head
         local = LocalClassifier.load(head, categories=config.categories)

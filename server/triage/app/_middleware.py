@@ -7,10 +7,10 @@ Triage's provider clients start with the host's lifespan, or on first use if the
 
 from __future__ import annotations
 
-from triage._app import create_app
 from triage._config import TriageConfig
-from triage._gateway import Gateway
 from triage._types import ASGIApp, Message, Receive, Scope, Send
+from triage.app._app import create_app
+from triage.app._gateway import Gateway
 from triage.classify._decision import Classifier
 
 __all__ = ["TriageMiddleware"]

@@ -8,8 +8,8 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-from triage._records import DecisionRecord
-from triage._store import BUCKET_SECONDS, Bucket, Correction, LabeledText, Stats, StatsBucket
+from triage.learn._records import DecisionRecord
+from triage.learn._store import BUCKET_SECONDS, Bucket, Correction, LabeledText, Stats, StatsBucket
 
 __all__ = [
     "connect",

@@ -1,29 +1,20 @@
-"""`triage export --out FILE.jsonl`: the store's decisions and corrections as JSON lines.
-
-Each line is one object with a `type`: `decision` (every DecisionRecord field) or `correction` (every Correction
-field). Decisions come first, in the order they were written, then corrections. The text of a request is there
-only if the store kept it (`store.text: full`, within `store.retention_days`).
-"""
+"""`triage export --out FILE.jsonl`: the store's decisions and corrections as JSON lines (see
+`triage.learn._export` for the format)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
-import json
 import os
 import sys
 from pathlib import Path
-from typing import IO
 
-from tqdm import tqdm
-
-from triage._config import TriageConfig, load_config
+from triage._config import load_config
 from triage._exceptions import InvalidRequest
-from triage._feedback import parse_time
-from triage._sqlite_store import open_store
+from triage.app._learning import parse_time
+from triage.learn._export import export
 
-__all__ = ["configure", "export", "run"]
+__all__ = ["configure", "run"]
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -56,22 +47,3 @@ def run(args: argparse.Namespace) -> int:
             tmp.unlink(missing_ok=True)
     print(f"exported {decisions} decisions and {corrections} corrections", file=sys.stderr)
     return 0
-
-
-async def export(
-    config: TriageConfig, out: IO[str], *, since: float | None = None, progress: bool = False
-) -> tuple[int, int]:
-    """Write the store's decisions, then its corrections, to `out`; returns how many of each."""
-    decisions = 0
-    async with open_store(config.store) as store:
-        with tqdm(desc="decisions", unit=" rows", disable=not progress) as bar:
-            async for record in store.iter_decisions(since=since):
-                data = dataclasses.asdict(record)
-                out.write(json.dumps({"type": "decision", **data}, ensure_ascii=False) + "\n")
-                decisions += 1
-                bar.update()
-        corrections = await store.corrections(since=since)
-        for correction in corrections:
-            data = dataclasses.asdict(correction)
-            out.write(json.dumps({"type": "correction", **data}, ensure_ascii=False) + "\n")
-    return decisions, len(corrections)

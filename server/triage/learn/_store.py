@@ -1,6 +1,6 @@
 """The store's interface: decision records (written off the request path) and human corrections (written at once).
 
-`Store` is a Protocol so a server database can stand in for the SQLite default (`triage._sqlite_store`). The
+`Store` is a Protocol so a server database can stand in for the SQLite default (`triage.learn._sqlite`). The
 contract every implementation keeps:
 
 - `submit(record)` never blocks and never raises: the record goes to a bounded queue; when the queue is full the
@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
-from triage._records import DecisionRecord
+from triage.learn._records import DecisionRecord
 
 __all__ = ["BUCKET_SECONDS", "Bucket", "Correction", "LabeledText", "Stats", "StatsBucket", "Store"]
 

@@ -21,12 +21,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from triage._auth import Caller
 from triage._config import TriageConfig, load_config
 from triage._exceptions import TriageError, UpstreamError
-from triage._feedback import learning_routes
-from triage._gateway import Gateway, Routed
-from triage._http import (
+from triage.app._auth import Caller
+from triage.app._gateway import Gateway, Routed
+from triage.app._http import (
     ClientGone,
     http_error_handler,
     read_json,
@@ -34,12 +33,13 @@ from triage._http import (
     unexpected_error_handler,
     until_disconnect,
 )
-from triage._limits import Lease
-from triage._openapi import openapi
-from triage._schemas import ChatCompletionRequest, TriageChatRequest, parse_body
-from triage._sqlite_store import SQLiteStore
-from triage._store import Store
+from triage.app._learning import learning_routes
+from triage.app._limits import Lease
+from triage.app._openapi import openapi
+from triage.app._schemas import ChatCompletionRequest, TriageChatRequest, parse_body
 from triage.classify._decision import Classifier
+from triage.learn._sqlite import SQLiteStore
+from triage.learn._store import Store
 from triage.route._cost import Usage
 from triage.stream._answer import Answer, StreamTally
 from triage.stream._openai import openai_chunks
@@ -223,7 +223,7 @@ async def metrics(request: Request) -> Response:
 def static_dir() -> Path | None:
     """The demo UI's files: `TRIAGE_STATIC_DIR`, else `static/` of the source checkout Triage runs from."""
     configured = os.environ.get("TRIAGE_STATIC_DIR")
-    path = Path(configured) if configured else Path(__file__).resolve().parents[2] / "static"
+    path = Path(configured) if configured else Path(__file__).resolve().parents[3] / "static"
     return path if (path / "index.html").is_file() else None
 
 

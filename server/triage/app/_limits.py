@@ -6,8 +6,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from triage._auth import Caller
 from triage._exceptions import Overloaded, RateLimited
+from triage.app._auth import Caller
 
 __all__ = ["Lease", "RateLimiter", "StreamSlots"]
 

