@@ -60,7 +60,7 @@ def _find_encoder(classifier: Any) -> Any:
     """The encoder object inside Triage's classifier (the cascade's local layer): the `triage.classify.local.Encoder`
     instance it holds, else anything held under an encoder-like name with an `embed`/`encode` method."""
     try:
-        from triage.classify.local._features import Encoder
+        from triage.classify.local import Encoder
     except ImportError:
         Encoder = None
     seen: set[int] = set()
@@ -118,12 +118,10 @@ async def _evaluate(train: list[dict[str, Any]], test: list[dict[str, Any]], pee
         from harness import gateway_config
     finally:
         sys.path.remove(str(ROOT / "tests"))
-    from triage.classify._cascade import build_classifier
-    from triage.classify._decision import ClassifyInput
+    from triage.classify import ClassifyInput, build_classifier, train_head
     from triage.classify._evaluation import macro_f1
-    from triage.classify.local._classifier import LocalClassifier, default_head_path
-    from triage.classify.local._head import train_head
-    from triage.route._policy import plan_route
+    from triage.classify.local import LocalClassifier, default_head_path
+    from triage.route import plan_route
 
     config = gateway_config("http://127.0.0.1:9", classifier={"kind": "cascade"})
     threshold = config.classifier.threshold

@@ -42,14 +42,13 @@ Trainer = Callable[[Sequence[str], Sequence[str], Sequence[float]], Predictor]
 
 
 def triage_arm(encoder: Any) -> Trainer:
-    from triage.classify.local._classifier import LocalClassifier
-    from triage.classify.local._features import FeatureSpec, Featurizer
-    from triage.classify.local._head import train_head
+    from triage.classify import LocalClassifier, train_head
+    from triage.classify.local import FeatureSpec, Featurizer
 
     featurizer = Featurizer(encoder, FeatureSpec())
 
     def train(texts: Sequence[str], labels: Sequence[str], weights: Sequence[float]) -> Predictor:
-        from triage.classify._decision import ClassifyInput
+        from triage.classify import ClassifyInput
 
         # Calibration folds change confidences, not categories: skipped here to keep the bench short.
         head = train_head(texts, labels, sample_weight=weights, categories=CATEGORIES, featurizer=featurizer, folds=0)
@@ -105,8 +104,8 @@ def encoder_lr_arm(encoder: Any) -> Trainer:
 def retrain_seconds(encoder: Any, rows: Sequence[dict[str, Any]], exemplars: Sequence[tuple[str, str]]) -> float:
     """A retrain as the learning loop runs one: the exemplars + 300 reviewed corrections (weight 3), 5-fold
     calibration, on an encoder already loaded."""
-    from triage.classify.local._features import FeatureSpec, Featurizer
-    from triage.classify.local._head import train_head
+    from triage.classify import train_head
+    from triage.classify.local import FeatureSpec, Featurizer
 
     corrections = list(rows[::12])[:300]
     texts = [t for t, _ in exemplars] + [r["text"] for r in corrections]
@@ -136,8 +135,7 @@ def context_figures(test: Sequence[dict[str, Any]]) -> dict[str, float]:
     route), and a vague follow-up after a test item (should take that item's route)."""
     import random
 
-    from triage.classify._decision import ClassifyInput
-    from triage.classify.local._classifier import LocalClassifier
+    from triage.classify import ClassifyInput, LocalClassifier
 
     classifier = LocalClassifier.load()
     rng = random.Random(0)
@@ -176,8 +174,8 @@ def startup() -> dict[str, float]:
 
 
 def main() -> None:
-    from triage.classify._data import DEFAULT_EXEMPLAR_WEIGHT, load_exemplars
-    from triage.classify.local._features import Encoder
+    from triage.classify import DEFAULT_EXEMPLAR_WEIGHT, load_exemplars
+    from triage.classify.local import Encoder
 
     started = time.perf_counter()
     rows = [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines() if line.strip()]

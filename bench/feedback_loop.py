@@ -42,10 +42,14 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 from triage._config import TriageConfig  # noqa: E402
 from triage.classify._evaluation import macro_f1  # noqa: E402
-from triage.learn._heads import HeadVersions  # noqa: E402
-from triage.learn._retrain import retrain  # noqa: E402
-from triage.learn._store import LabeledText  # noqa: E402
-from triage.learn._trainer import BaseData, HeadTrainer, base_data  # noqa: E402
+from triage.learn import (  # noqa: E402
+    BaseData,
+    HeadTrainer,
+    HeadVersions,
+    LabeledText,
+    base_data,
+    retrain,
+)
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "dev.jsonl"
 CATEGORIES = ("simple", "reasoning", "tool_use")

@@ -28,11 +28,9 @@ from typing import Any
 
 import httpx
 
-from triage.app._app import create_app
-from triage.demo._config import local_config
-from triage.demo._local_model import LocalModelServer
-from triage.demo._process import LocalModelError, find_gguf, require_llama_cpp
-from triage.sim._background import BackgroundServer
+from triage.app import create_app
+from triage.demo import LocalModelError, LocalModelServer, find_gguf, local_config, require_llama_cpp
+from triage.sim import BackgroundServer
 
 # Each request gets its own first words, so llama-cpp-python cannot reuse the previous request's prompt from its KV
 # cache (beyond the chat template's shared system prefix) and every time to first token includes prompt processing.

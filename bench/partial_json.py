@@ -33,9 +33,7 @@ from typing import Any
 import jiter
 import partial_json_parser  # type: ignore[import-untyped]  # ships no py.typed
 
-from triage.stream.structured._parser import IncrementalJSONParser
-from triage.stream.structured._patch import Patch, coalesce
-from triage.stream.structured._schema import SchemaValidator
+from triage.stream.structured import IncrementalJSONParser, Patch, SchemaValidator, coalesce
 
 CHUNK = 4
 SIZES = {"1.5KB": 1_500, "6KB": 6_000, "24KB": 24_000, "96KB": 96_000}

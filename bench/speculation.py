@@ -27,11 +27,9 @@ from typing import Any
 import httpx
 
 from triage import ClassifyInput, Decision, TriageConfig
-from triage.app._app import create_app
-from triage.classify._decision import DEFAULT_CATEGORIES
-from triage.sim._app import create_sim_app
-from triage.sim._background import BackgroundServer
-from triage.sim._config import SimBehaviour, SimConfig
+from triage.app import create_app
+from triage.classify import DEFAULT_CATEGORIES
+from triage.sim import BackgroundServer, SimBehaviour, SimConfig, create_sim_app
 
 MIX = [("simple", 0.60), ("reasoning", 0.25), ("tool_use", 0.15)]
 TOOL = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object", "properties": {}}}}

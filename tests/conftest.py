@@ -9,8 +9,7 @@ import openai
 import pytest
 from harness import SimControl, gateway_config, run_triage
 
-from triage.sim._app import create_sim_app
-from triage.sim._background import BackgroundServer
+from triage.sim import BackgroundServer, create_sim_app
 
 # --- simulated provider (triage.sim) ----------------------------------------------------------------------------
 

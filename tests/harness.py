@@ -18,9 +18,9 @@ from typing import Any
 import httpx
 
 from triage import TriageConfig
-from triage.app._app import create_app
-from triage.classify._decision import Classifier
-from triage.sim._background import BackgroundServer
+from triage.app import create_app
+from triage.classify import Classifier
+from triage.sim import BackgroundServer
 
 
 def gateway_config(sim_url: str, **overrides: Any) -> TriageConfig:

@@ -23,15 +23,20 @@ from triage._exceptions import (
     UpstreamStatusError,
     UpstreamTimeout,
 )
-from triage.app._app import create_app
-from triage.app._middleware import TriageMiddleware
-from triage.classify._cascade import CascadeClassifier, build_classifier
-from triage.classify._decision import Classifier, ClassifyInput, Decision, LayerTiming
-from triage.classify._rules import RulesClassifier
-from triage.classify.local._classifier import LocalClassifier
-from triage.classify.local._head import Head, train_head
-
-__version__ = "0.1.0"
+from triage._version import __version__ as __version__
+from triage.app import TriageMiddleware, create_app
+from triage.classify import (
+    CascadeClassifier,
+    Classifier,
+    ClassifyInput,
+    Decision,
+    Head,
+    LayerTiming,
+    LocalClassifier,
+    RulesClassifier,
+    build_classifier,
+    train_head,
+)
 
 __all__ = [
     "AllModelsFailed",

@@ -37,16 +37,11 @@ from triage.app._learning import learning_routes
 from triage.app._limits import Lease
 from triage.app._openapi import openapi
 from triage.app._schemas import ChatCompletionRequest, TriageChatRequest, parse_body
-from triage.classify._decision import Classifier
-from triage.learn._sqlite import SQLiteStore
-from triage.learn._store import Store
-from triage.route._cost import Usage
-from triage.stream._answer import Answer, StreamTally
-from triage.stream._openai import openai_chunks
-from triage.stream._response import EventStream
-from triage.stream._ui import ui_events
-from triage.stream.structured._parser import IncrementalJSONParser
-from triage.stream.structured._schema import SchemaValidator
+from triage.classify import Classifier
+from triage.learn import SQLiteStore, Store
+from triage.route import Usage
+from triage.stream import Answer, EventStream, StreamTally, openai_chunks, ui_events
+from triage.stream.structured import IncrementalJSONParser, SchemaValidator
 
 __all__ = ["create_app"]
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 if TYPE_CHECKING:
-    from triage.stream._answer import Answer
+    from triage.stream import Answer
 
 __all__ = ["Drain"]
 

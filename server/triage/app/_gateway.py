@@ -22,16 +22,10 @@ from triage.app._http import ClientGone
 from triage.app._limits import RateLimiter, StreamSlots
 from triage.app._metrics import Metrics
 from triage.app._schemas import ChatCompletionRequest
-from triage.classify._decision import Classifier, ClassifyInput, Decision, LayerTiming, message_text
-from triage.classify._rules import RulesClassifier
-from triage.learn._heads import HeadReloader
-from triage.learn._records import DecisionRecord, RequestStatus, SpeculationOutcome
-from triage.learn._store import Store
-from triage.route._cost import Cost, Usage, cost_of, estimate_tokens
-from triage.route._policy import RoutePlan, plan_route
-from triage.upstream._client import Upstreams
-from triage.upstream._speculation import Speculation, StagedClassifier, worth_speculating
-from triage.upstream._stream import ModelStream
+from triage.classify import Classifier, ClassifyInput, Decision, LayerTiming, RulesClassifier, message_text
+from triage.learn import DecisionRecord, HeadReloader, RequestStatus, SpeculationOutcome, Store
+from triage.route import Cost, RoutePlan, Usage, cost_of, estimate_tokens, plan_route
+from triage.upstream import ModelStream, Speculation, StagedClassifier, Upstreams, worth_speculating
 
 __all__ = ["Gateway", "Routed"]
 
@@ -121,14 +115,14 @@ class Gateway:
             if not self._started:
                 await self.upstreams.start()
                 if self._own_classifier:
-                    from triage.classify._cascade import (
+                    from triage.classify import (
                         build_classifier,  # its layers import numpy / instructor: only when used
                     )
 
                     # Loading a head reads files and fills arrays: off the event loop.
                     self.classifier = await asyncio.to_thread(build_classifier, self.config, self.upstreams.clients)
                     if self.heads is None:
-                        from triage.learn._heads import make_reloader  # None when classifier.kind is rules
+                        from triage.learn import make_reloader  # None when classifier.kind is rules
 
                         self.heads = make_reloader(self.config, self.upstreams.clients, self.swap_classifier)
                 if self.store is not None:

@@ -22,7 +22,7 @@ from triage._exceptions import InvalidRequest, NotFound
 from triage.app._auth import KeyRing
 from triage.app._http import read_json
 from triage.app._schemas import parse_body
-from triage.learn._heads import HeadReloader
+from triage.learn import HeadReloader
 from triage.learn._store import BUCKET_SECONDS, Bucket, Store
 
 __all__ = ["FeedbackRequest", "LearningGateway", "learning_routes", "parse_time"]

@@ -11,7 +11,7 @@ from triage._config import TriageConfig
 from triage._types import ASGIApp, Message, Receive, Scope, Send
 from triage.app._app import create_app
 from triage.app._gateway import Gateway
-from triage.classify._decision import Classifier
+from triage.classify import Classifier
 
 __all__ = ["TriageMiddleware"]
 

@@ -25,6 +25,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from triage._config import TriageConfig
+from triage._version import __version__
 from triage.app._learning import FeedbackRequest
 from triage.app._openapi_models import (
     UI_EVENTS,
@@ -90,8 +91,6 @@ _ERRORS = {
 
 def openapi_document(config: TriageConfig) -> dict[str, Any]:
     """The OpenAPI 3.1 document of a Triage server running `config`."""
-    from triage import __version__
-
     refs, text = _components()
     schemas: dict[str, Any] = json.loads(text)
 

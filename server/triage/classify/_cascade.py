@@ -194,6 +194,6 @@ def build_classifier(
 
 def _local_classifier(config: TriageConfig) -> Classifier:
     # Imported at build time only: the local layer loads numpy and an encoder, which a rules-only app never needs.
-    from triage.classify.local._classifier import LocalClassifier
+    from triage.classify.local import LocalClassifier
 
     return LocalClassifier.from_config(config)

@@ -23,10 +23,8 @@ import uvicorn
 
 from triage._config import TriageConfig, load_config
 from triage._exceptions import ConfigError
-from triage.app._app import create_app, static_dir
-from triage.app._auth import check_open_access
-from triage.demo._config import LOCAL_PROVIDER, openai_config_path, with_local_url
-from triage.demo._local_model import LocalModelServer
+from triage.app import check_open_access, create_app, static_dir
+from triage.demo import LOCAL_PROVIDER, LocalModelServer, openai_config_path, with_local_url
 from triage.demo._process import LocalModelError, port_is_free
 
 __all__ = ["choose_config", "configure", "run"]

@@ -20,9 +20,15 @@ from typing import Any
 
 from triage._config import TriageConfig, load_config
 from triage._exceptions import ConfigError
-from triage.classify._data import read_jsonl
-from triage.classify._evaluation import Routed, cheapest_category, choose_threshold, decide_all, route_metrics
-from triage.classify._rules import RulesClassifier
+from triage.classify import (
+    Routed,
+    RulesClassifier,
+    cheapest_category,
+    choose_threshold,
+    decide_all,
+    read_jsonl,
+    route_metrics,
+)
 
 __all__ = ["configure_calibrate", "configure_eval", "run_calibrate", "run_eval", "set_threshold"]
 
@@ -59,7 +65,7 @@ def set_threshold(path: Path, threshold: float) -> None:
 def _classifier(args: argparse.Namespace, config: TriageConfig) -> Any:
     if args.classifier == "rules":
         return RulesClassifier(config.categories, default=config.default_category)
-    from triage.classify.local._classifier import LocalClassifier
+    from triage.classify import LocalClassifier
 
     return LocalClassifier.load(args.head or config.classifier.head, categories=config.categories)
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from triage._config import load_config
 from triage._exceptions import InvalidRequest
-from triage.app._learning import parse_time
-from triage.learn._export import export
+from triage.app import parse_time
+from triage.learn import export
 
 __all__ = ["configure", "run"]
 

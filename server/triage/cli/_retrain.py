@@ -13,11 +13,8 @@ import sys
 from pathlib import Path
 
 from triage._config import load_config
-from triage.learn._heads import HeadVersions, heads_dir
+from triage.learn import HeadVersions, LabeledText, base_data, default_trainer, heads_dir, open_store
 from triage.learn._retrain import Scores, retrain
-from triage.learn._sqlite import open_store
-from triage.learn._store import LabeledText
-from triage.learn._trainer import base_data, default_trainer
 
 __all__ = ["configure_retrain", "configure_rollback", "run_retrain", "run_rollback"]
 

@@ -8,9 +8,7 @@ import logging
 import uvicorn
 
 from triage._config import load_config
-from triage.app._app import create_app
-from triage.app._auth import check_open_access
-from triage.app._serving import FreezeAfterStartup, tune_gc
+from triage.app import FreezeAfterStartup, check_open_access, create_app, tune_gc
 
 __all__ = ["configure", "run"]
 

@@ -8,8 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from triage.sim._app import create_sim_app
-from triage.sim._config import load_sim_config
+from triage.sim import create_sim_app, load_sim_config
 
 __all__ = ["configure_sim", "run_sim"]
 

@@ -15,9 +15,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from triage.classify._data import DEFAULT_EXEMPLAR_WEIGHT, load_exemplars, read_jsonl
-from triage.classify._decision import DEFAULT_CATEGORIES
-from triage.classify.local._head import train_head
+from triage.classify import DEFAULT_CATEGORIES, DEFAULT_EXEMPLAR_WEIGHT, load_exemplars, read_jsonl, train_head
 
 __all__ = ["configure_train", "run_train"]
 

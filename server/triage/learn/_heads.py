@@ -31,7 +31,7 @@ from typing import Any
 
 from triage._config import TriageConfig
 from triage._exceptions import ClassifierError, InvalidRequest
-from triage.classify._decision import Classifier
+from triage.classify import Classifier
 
 __all__ = [
     "DEFAULT_VERSION",
@@ -185,8 +185,7 @@ def classifier_builder(config: TriageConfig, clients: Mapping[str, Any]) -> Buil
     local layer; None: the default head (`classifier.head`, else the shipped one)."""
 
     def build(path: Path | None) -> Classifier:
-        from triage.classify._cascade import build_classifier
-        from triage.classify.local._classifier import LocalClassifier
+        from triage.classify import LocalClassifier, build_classifier
         from triage.learn._trainer import HEAD_FILE
 
         head = path / HEAD_FILE if path is not None else config.classifier.head

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from triage._config import TriageConfig
 from triage._resources import data_file
-from triage.classify._data import load_exemplars, read_jsonl
+from triage.classify import load_exemplars, read_jsonl
 from triage.classify.local._softmax import one_blas_thread
 
 __all__ = ["HEAD_FILE", "BaseData", "HeadTrainer", "Trainer", "base_data", "default_trainer", "default_version_head"]
@@ -100,7 +100,7 @@ class HeadTrainer:
     def __init__(
         self, config: TriageConfig, *, progress: bool = False, prior: Any = "default"
     ) -> None:
-        from triage.classify.local._features import Encoder
+        from triage.classify.local import Encoder
 
         self.config = config
         self.categories = tuple(config.categories)
@@ -111,7 +111,7 @@ class HeadTrainer:
     @property
     def prior(self) -> Any:
         if isinstance(self._prior, str):  # "default": loaded on first use
-            from triage.classify.local._head import Head
+            from triage.classify import Head
 
             path = default_version_head(self.config)
             self._prior = Head.load(path) if path is not None else None
@@ -122,14 +122,14 @@ class HeadTrainer:
         self._prior = head
 
     def _featurizer(self, spec: Any = None) -> Any:
-        from triage.classify.local._features import FeatureSpec, Featurizer
+        from triage.classify.local import FeatureSpec, Featurizer
 
         return Featurizer(self.encoder, spec if spec is not None else FeatureSpec())
 
     def fit(self, texts: Sequence[str], labels: Sequence[str], weights: Sequence[float]) -> Any:
         from tqdm import tqdm
 
-        from triage.classify.local._head import train_head
+        from triage.classify import train_head
 
         prior = self.prior
         featurizer = self._featurizer(prior.spec if prior is not None else None)
@@ -154,7 +154,7 @@ class HeadTrainer:
         head.save(directory / HEAD_FILE)
 
     def load(self, directory: Path | None) -> Any:
-        from triage.classify.local._head import Head
+        from triage.classify import Head
 
         if directory is not None:
             return Head.load(directory / HEAD_FILE)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from triage._config import TriageConfig
-from triage.classify._decision import Decision
+from triage.classify import Decision
 
 __all__ = ["RoutePlan", "RouteReason", "plan_route"]
 

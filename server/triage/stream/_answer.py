@@ -13,8 +13,8 @@ from typing import Generic, Protocol, TypeVar
 
 import anyio
 
-from triage.route._cost import Usage, estimate_tokens
-from triage.upstream._stream import Chunk, ModelStream
+from triage.route import Usage, estimate_tokens
+from triage.upstream import Chunk, ModelStream
 
 __all__ = ["Answer", "Releasable", "StreamTally"]
 

@@ -20,9 +20,8 @@ from typing import Any
 from triage._exceptions import ShuttingDown, StructuredOutputError, TriageError, UpstreamError
 from triage._json import dumps
 from triage.stream._answer import Answer, StreamTally
-from triage.stream.structured._parser import IncrementalJSONParser
-from triage.stream.structured._patch import Patch, coalesce
-from triage.upstream._stream import Chunk
+from triage.stream.structured import IncrementalJSONParser, Patch, coalesce
+from triage.upstream import Chunk
 
 __all__ = ["error_event", "sse_event", "ui_events"]
 

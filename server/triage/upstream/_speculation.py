@@ -20,8 +20,8 @@ from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from triage._config import SpeculationConfig
 from triage._exceptions import UpstreamError
-from triage.classify._decision import ClassifyInput, Decision
-from triage.route._cost import Usage, estimate_tokens
+from triage.classify import ClassifyInput, Decision
+from triage.route import Usage, estimate_tokens
 from triage.upstream._stream import ModelStream
 
 __all__ = ["Speculation", "StagedClassifier", "worth_speculating"]

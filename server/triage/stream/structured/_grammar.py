@@ -31,7 +31,9 @@ __all__ = [
     "STR_ESCAPE",
     "VALUE",
     "WHITESPACE",
+    "EscapeError",
     "bad_number_index",
+    "read_escape",
 ]
 
 # Parser states: where in the grammar the next character falls.
@@ -104,3 +106,50 @@ def bad_number_index(token: str) -> int:
         while i < n and token[i].isdigit():
             i += 1
     return i
+
+
+class EscapeError(ValueError):
+    """A malformed escape at `index` of the chunk."""
+
+    def __init__(self, message: str, index: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.index = index
+
+
+def read_escape(chunk: str, i: int, escape: str, high: int, target: list[str]) -> tuple[int, str, int]:
+    """Continue an escape from `chunk[i]`, right after its backslash or within a `\\u` escape that a chunk boundary
+    cut (`escape`: what of it came so far, "" at the backslash). Appends what it completes to `target`; `high` is a
+    high surrogate escape still waiting for its low half (0: none). Returns the index after what it used, the escape
+    still open ("" once complete) and the pending high surrogate. Raises EscapeError."""
+    if not escape:
+        c = chunk[i]
+        if c != "u":
+            if c not in ESCAPES:
+                raise EscapeError(f"invalid escape '\\{c}'", i)
+            if high:  # a high surrogate not followed by its low half stays a lone code point, as in json.loads
+                target.append(chr(high))
+                high = 0
+            target.append(ESCAPES[c])
+            return i + 1, "", high
+        escape = "u"
+        i += 1
+    take = chunk[i : i + 5 - len(escape)]
+    for k, c in enumerate(take):
+        if c not in HEX:
+            raise EscapeError(f"invalid \\u escape: {c!r} is not a hex digit", i + k)
+    escape += take
+    i += len(take)
+    if len(escape) < 5:
+        return i, escape, high
+    code = int(escape[1:], 16)
+    if high and 0xDC00 <= code <= 0xDFFF:
+        target.append(chr(0x10000 + ((high - 0xD800) << 10) + (code - 0xDC00)))
+        return i, "", 0
+    if high:
+        target.append(chr(high))
+        high = 0
+    if 0xD800 <= code <= 0xDBFF:
+        return i, "", code  # its low half may be the next escape
+    target.append(chr(code))
+    return i, "", 0

@@ -33,10 +33,8 @@ from triage.stream.structured._grammar import (
     ARRAY_FIRST,
     COLON,
     END,
-    ESCAPES,
     EXPECTED,
     FAILED,
-    HEX,
     KEY,
     KEY_ESCAPE,
     KEY_FIRST,
@@ -52,7 +50,9 @@ from triage.stream.structured._grammar import (
     STRING_SPECIAL,
     VALUE,
     WHITESPACE,
+    EscapeError,
     bad_number_index,
+    read_escape,
 )
 from triage.stream.structured._patch import JSONValue, Patch, copy_json, escape_token
 from triage.stream.structured._schema import Schema, SchemaValidator
@@ -370,39 +370,10 @@ class IncrementalJSONParser:
     def _read_escape(self, chunk: str, i: int, target: list[str], in_string: bool) -> int:
         """Continue the escape after a backslash; returns the index after what it used. `_escape` becomes "" once
         the escape is complete."""
-        escape = self._escape
-        if not escape:
-            c = chunk[i]
-            if c != "u":
-                if c not in ESCAPES:
-                    raise self._fail(f"invalid escape '\\{c}'", i, in_value=in_string)
-                if self._high:
-                    self._flush_high(target)
-                target.append(ESCAPES[c])
-                return i + 1
-            escape = "u"
-            i += 1
-        take = chunk[i : i + 5 - len(escape)]
-        for k, c in enumerate(take):
-            if c not in HEX:
-                raise self._fail(f"invalid \\u escape: {c!r} is not a hex digit", i + k, in_value=in_string)
-        escape += take
-        i += len(take)
-        if len(escape) < 5:
-            self._escape = escape
-            return i
-        self._escape = ""
-        code = int(escape[1:], 16)
-        if self._high and 0xDC00 <= code <= 0xDFFF:
-            target.append(chr(0x10000 + ((self._high - 0xD800) << 10) + (code - 0xDC00)))
-            self._high = 0
-            return i
-        if self._high:
-            self._flush_high(target)
-        if 0xD800 <= code <= 0xDBFF:
-            self._high = code  # its low half may be the next escape
-        else:
-            target.append(chr(code))
+        try:
+            i, self._escape, self._high = read_escape(chunk, i, self._escape, self._high, target)
+        except EscapeError as exc:
+            raise self._fail(exc.message, exc.index, in_value=in_string) from None
         return i
 
     # -- containers ------------------------------------------------------------------------------------------------

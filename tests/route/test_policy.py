@@ -5,7 +5,7 @@ import itertools
 import pytest
 
 from triage import Decision, TriageConfig
-from triage.route._policy import plan_route
+from triage.route import plan_route
 
 
 def make_config(**overrides: object) -> TriageConfig:

@@ -24,12 +24,10 @@ import openai
 import pytest
 from harness import ui_stream
 
-from triage.app._app import create_app
-from triage.demo._config import local_config
-from triage.demo._local_model import LocalModelServer
-from triage.demo._process import LocalModelError, find_gguf
-from triage.sim._background import BackgroundServer
-from triage.stream.structured._patch import JSONValue, apply_patch
+from triage.app import create_app
+from triage.demo import LocalModelError, LocalModelServer, find_gguf, local_config
+from triage.sim import BackgroundServer
+from triage.stream.structured import JSONValue, apply_patch
 
 pytestmark = pytest.mark.local_model
 

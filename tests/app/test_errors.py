@@ -14,8 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from triage._json import loads
-from triage.app._app import create_app
-from triage.app._auth import hash_key
+from triage.app import create_app, hash_key
 
 CLIENT_KEY = "tk-client-0123456789"
 LIMITED_KEY = "tk-limited-0123456789"
@@ -182,7 +181,7 @@ async def test_cors_allows_only_listed_origins() -> None:
 
 def test_open_access_is_refused_off_loopback() -> None:
     from triage import ConfigError
-    from triage.app._auth import check_open_access
+    from triage.app import check_open_access
 
     open_config = gateway_config("http://127.0.0.1:9")
     check_open_access(open_config, "127.0.0.1")

@@ -14,7 +14,7 @@ import pytest
 from harness import SimControl, gateway_config, run_triage, ui_stream
 
 from triage import ClassifyInput, Decision
-from triage.classify._decision import DEFAULT_CATEGORIES, SIMPLE
+from triage.classify import DEFAULT_CATEGORIES, SIMPLE
 
 USER = [{"role": "user", "content": "Tell me about the moon"}]
 

@@ -12,7 +12,7 @@ import time
 import pytest
 from harness import gateway_config
 
-from triage.upstream._client import Upstreams
+from triage.upstream import Upstreams
 
 BODY = {"messages": [{"role": "user", "content": "What is the capital of France?"}], "max_tokens": 2}
 
@@ -27,7 +27,7 @@ async def answer(upstreams: Upstreams) -> None:
 
 
 @pytest.mark.parametrize("keepalive", [None, 15.0], ids=["default", "aiohttp-default-15s"])
-async def test_issue_8_connection_closed_by_the_provider_during_a_stall_is_not_reused(
+async def test_a_connection_the_provider_closed_during_a_stall_is_not_reused(
     sim_url: str, keepalive: float | None, caplog: pytest.LogCaptureFixture
 ) -> None:
     provider = {"base_url": sim_url + "/v1"} | ({} if keepalive is None else {"keepalive": keepalive})

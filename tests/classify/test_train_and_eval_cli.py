@@ -9,11 +9,9 @@ from pathlib import Path
 import pytest
 
 from triage._config import default_config_path, load_config
-from triage.classify._data import load_exemplars
-from triage.classify._evaluation import Routed, choose_threshold
-from triage.classify.local._head import Head
+from triage.classify import Head, Routed, choose_threshold, load_exemplars
+from triage.cli import main
 from triage.cli._evaluate import set_threshold
-from triage.cli._main import main
 
 EVAL_KEYS = {"accuracy", "macro_f1", "under_routing", "fallback_share", "cost_ratio", "p50_ms", "p99_ms"}
 

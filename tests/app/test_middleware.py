@@ -16,7 +16,7 @@ from starlette.routing import Route
 
 from triage import TriageMiddleware
 from triage._types import ASGIApp
-from triage.sim._background import BackgroundServer
+from triage.sim import BackgroundServer
 
 
 async def hello(request: Request) -> PlainTextResponse:

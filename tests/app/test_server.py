@@ -14,7 +14,7 @@ from triage.app._serving import GC_GEN0_THRESHOLD, FreezeAfterStartup
 from triage.cli import _serve as _server
 
 
-async def test_issue_8_startup_heap_is_frozen_once_started() -> None:
+async def test_the_startup_heap_is_frozen_once_started() -> None:
     seen: list[str] = []
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -49,7 +49,7 @@ async def test_issue_8_startup_heap_is_frozen_once_started() -> None:
     assert [m["type"] for m in messages] == ["lifespan.startup.complete", "http.response.start"]
 
 
-def test_issue_8_serve_raises_the_young_generation_threshold(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_serve_raises_the_young_generation_threshold(monkeypatch: pytest.MonkeyPatch) -> None:
     served: list[Any] = []
     monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: served.append(app))
     before = gc.get_threshold()

@@ -17,9 +17,9 @@ import pytest
 from harness import SimControl, gateway_config, run_triage
 from playwright.sync_api import Browser, Page, Request, expect, sync_playwright
 
-from triage.classify._decision import DEFAULT_CATEGORIES, ClassifyInput, Decision, LayerTiming
-from triage.sim._background import BackgroundServer
-from triage.stream.structured._parser import IncrementalJSONParser
+from triage.classify import DEFAULT_CATEGORIES, ClassifyInput, Decision, LayerTiming
+from triage.sim import BackgroundServer
+from triage.stream.structured import IncrementalJSONParser
 
 pytestmark = pytest.mark.browser
 
@@ -29,7 +29,7 @@ if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
 
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run"]
-SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "screenshot.png"
+SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "screenshot.png"
 TIMEOUT_MS = 8000
 
 PLAIN_REPLY = (

@@ -13,8 +13,7 @@ from hypothesis import strategies as st
 from partial_json_parser import Allow
 
 from triage._exceptions import StructuredOutputError
-from triage.stream.structured._parser import IncrementalJSONParser
-from triage.stream.structured._patch import JSONValue, Patch, apply_patch, coalesce
+from triage.stream.structured import IncrementalJSONParser, JSONValue, Patch, apply_patch, coalesce
 
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

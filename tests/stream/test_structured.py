@@ -8,12 +8,11 @@ from typing import Any
 import pytest
 
 from triage._exceptions import StructuredOutputError, UnprocessableRequest
+from triage.stream.structured import IncrementalJSONParser, SchemaValidator
 from triage.stream.structured import _parser as _structured
 from triage.stream.structured import _patch as _jsonpatch
 from triage.stream.structured import _schema as _structured_schema
-from triage.stream.structured._parser import IncrementalJSONParser
 from triage.stream.structured._patch import JSONValue, Patch, apply_patch, coalesce, escape_token, split_pointer
-from triage.stream.structured._schema import SchemaValidator
 
 DOC = {
     "title": 'Tea "at five"',

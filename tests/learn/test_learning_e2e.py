@@ -6,7 +6,7 @@ import httpx
 import pytest
 from harness import SimControl, gateway_config, run_triage
 
-from triage.app._auth import hash_key
+from triage.app import hash_key
 
 CLIENT, REVIEWER = "tk-client-abcdef", "tk-reviewer-abcdef"
 

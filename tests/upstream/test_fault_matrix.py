@@ -28,8 +28,8 @@ import httpx
 import pytest
 from harness import SimControl, gateway_config, run_triage, wait_for
 
-from triage.sim._background import BackgroundServer
-from triage.stream.structured._patch import apply_patch
+from triage.sim import BackgroundServer
+from triage.stream.structured import apply_patch
 
 USER = [{"role": "user", "content": "What is the capital of France?"}]  # rules: `simple`, chain cheap -> backup
 # Tight timeouts keep the matrix fast; the simulator's 20 ms to the first token stays far below them.

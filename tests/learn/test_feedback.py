@@ -23,14 +23,11 @@ from starlette.applications import Starlette
 from test_store import make_record
 
 from triage import TriageConfig
-from triage.app._app import create_app
-from triage.app._auth import hash_key
-from triage.app._gateway import Gateway
-from triage.classify._decision import Classifier
+from triage.app import Gateway, create_app, hash_key
+from triage.classify import Classifier
+from triage.learn import DecisionRecord, SQLiteStore, open_store
 from triage.learn._heads import Build, HeadReloader, HeadVersions, heads_dir
-from triage.learn._records import DecisionRecord
-from triage.learn._sqlite import SQLiteStore, open_store
-from triage.sim._background import BackgroundServer
+from triage.sim import BackgroundServer
 
 KEYS = {"client": "sk-client", "reviewer": "sk-reviewer", "admin": "sk-admin"}
 HOUR = 3600.0

@@ -10,11 +10,10 @@ import pytest
 from harness import SimControl, gateway_config, run_triage
 
 from triage import ClassifierError, ClassifyInput, ConfigError, Decision, LayerTiming, RulesClassifier
-from triage.classify._cascade import CascadeClassifier, build_classifier
-from triage.classify._decision import DEFAULT_CATEGORIES
+from triage.classify import DEFAULT_CATEGORIES, CascadeClassifier, build_classifier
 from triage.classify._llm import NO_LOGPROBS_CONFIDENCE, LLMClassifier
-from triage.route._policy import plan_route
-from triage.upstream._speculation import StagedClassifier
+from triage.route import plan_route
+from triage.upstream import StagedClassifier
 
 # The harness's fixtures, imported by name so pytest finds them here.
 

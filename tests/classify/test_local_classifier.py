@@ -12,10 +12,8 @@ from hypothesis import strategies as st
 
 from triage._config import load_config
 from triage._exceptions import ConfigError
-from triage.classify._data import load_exemplars
-from triage.classify._decision import Classifier, ClassifyInput
-from triage.classify.local._classifier import LocalClassifier
-from triage.classify.local._features import Encoder, FeatureSpec, Featurizer
+from triage.classify import Classifier, ClassifyInput, LocalClassifier, load_exemplars
+from triage.classify.local import Encoder, FeatureSpec, Featurizer
 from triage.classify.local._head import Head, fit_temperature, train_head
 from triage.classify.local._lexical import _PATTERNS, _SIGNALS, follow_up_score
 from triage.classify.local._softmax import log_softmax

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from harness import SimControl, ui_stream
 
-from triage.sim._background import BackgroundServer
-from triage.stream.structured._patch import apply_patch
+from triage.sim import BackgroundServer
+from triage.stream.structured import apply_patch
 
 USER = [{"role": "user", "content": "What is the capital of France?"}]
 

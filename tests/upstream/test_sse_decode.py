@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from triage.upstream._sse import SSEDecoder, SSEEvent
+from triage.upstream import SSEDecoder, SSEEvent
 
 STREAM = (
     b': ping\r\n\r\n'

@@ -17,9 +17,7 @@ import pytest
 from pydantic import BaseModel, Field
 from starlette.applications import Starlette
 
-from triage.sim._app import create_sim_app
-from triage.sim._background import BackgroundServer
-from triage.sim._config import SimBehaviour, SimConfig, load_sim_config
+from triage.sim import BackgroundServer, SimBehaviour, SimConfig, create_sim_app, load_sim_config
 
 MESSAGES: list[Any] = [{"role": "user", "content": "Explain the routing table in two sentences."}]
 FAST: dict[str, Any] = {"ttft_ms": 0, "tokens_per_s": 0}

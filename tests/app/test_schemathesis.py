@@ -25,12 +25,9 @@ from requests.structures import CaseInsensitiveDict
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from triage._config import TriageConfig
-from triage.app._app import create_app
-from triage.app._auth import hash_key
+from triage.app import create_app, hash_key
 from triage.app._openapi import openapi_document
-from triage.sim._app import create_sim_app
-from triage.sim._background import BackgroundServer
-from triage.sim._config import SimBehaviour, SimConfig
+from triage.sim import BackgroundServer, SimBehaviour, SimConfig, create_sim_app
 
 KEYS = {
     "client": "tk-fuzz-client-0123456789",

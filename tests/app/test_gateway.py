@@ -12,7 +12,7 @@ import openai
 import pytest
 from harness import SimControl, wait_for
 
-from triage.sim._background import BackgroundServer
+from triage.sim import BackgroundServer
 
 USER = [{"role": "user", "content": "What is the capital of France?"}]
 WEATHER_TOOL = {

@@ -10,7 +10,7 @@ import openai
 import pytest
 from harness import SimControl, gateway_config, run_triage
 
-from triage.sim._background import BackgroundServer
+from triage.sim import BackgroundServer
 
 USER = [{"role": "user", "content": "What is the capital of France?"}]
 

@@ -19,17 +19,22 @@ from test_feedback import KEYS, LoopGateway, auth, learning_app
 from test_store import make_record
 
 from triage._config import StoreConfig
-from triage.app._auth import hash_key
-from triage.classify._decision import DEFAULT_CATEGORIES, Classifier, ClassifyInput, Decision, LayerTiming
+from triage.app import hash_key
+from triage.classify import DEFAULT_CATEGORIES, Classifier, ClassifyInput, Decision, Head, LayerTiming
 from triage.classify._evaluation import macro_f1
-from triage.classify.local._head import Head
 from triage.cli._retrain import run_retrain, run_rollback
-from triage.learn._heads import DEFAULT_VERSION, HeadVersions, heads_dir, make_reloader
-from triage.learn._retrain import retrain, split_corrections
-from triage.learn._sqlite import open_store
-from triage.learn._store import LabeledText
+from triage.learn import (
+    DEFAULT_VERSION,
+    HeadVersions,
+    LabeledText,
+    heads_dir,
+    make_reloader,
+    open_store,
+    retrain,
+    split_corrections,
+)
 from triage.learn._trainer import HEAD_FILE, base_data
-from triage.sim._background import BackgroundServer
+from triage.sim import BackgroundServer
 
 
 class Tagged:
@@ -250,7 +255,7 @@ async def test_retrain_command_on_the_real_head(tmp_path: Path, capsys: pytest.C
 
 async def test_make_reloader_builds_the_configured_classifier_on_a_version(tmp_path: Path) -> None:
     pytest.importorskip("wordllama")
-    from triage.classify.local._classifier import LocalClassifier, default_head_path
+    from triage.classify.local import LocalClassifier, default_head_path
 
     config = gateway_config("http://127.0.0.1:9", store={"path": str(tmp_path / "triage.db")},
                             classifier={"kind": "local"})

@@ -19,10 +19,7 @@ from triage import TriageConfig
 from triage._config import StoreConfig
 from triage._exceptions import NotFound
 from triage.cli._export import run as run_export
-from triage.learn._export import export
-from triage.learn._records import DecisionRecord
-from triage.learn._sqlite import SQLiteStore, open_store
-from triage.learn._store import Store
+from triage.learn import DecisionRecord, SQLiteStore, Store, export, open_store
 
 DAY = 86400.0
 

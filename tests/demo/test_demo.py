@@ -13,11 +13,17 @@ import pytest
 
 from triage._config import default_config_path, load_config
 from triage.cli._demo import choose_config, configure, run
-from triage.demo._config import local_config, openai_config_path
-from triage.demo._local_model import LocalModelServer
-from triage.demo._process import LocalModelError, default_threads, find_gguf, require_llama_cpp
+from triage.demo import (
+    LocalModelError,
+    LocalModelServer,
+    default_threads,
+    find_gguf,
+    local_config,
+    openai_config_path,
+    require_llama_cpp,
+)
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def demo_args(*argv: str) -> argparse.Namespace:
