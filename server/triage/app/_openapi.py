@@ -43,9 +43,6 @@ __all__ = ["openapi", "openapi_document"]
 _REF = "#/components/schemas/{model}"
 
 
-# -- the UI stream's events (_ui_stream.py) -----------------------------------------------------------------------
-
-
 _MODELS: tuple[type[BaseModel], ...] = (
     ChatCompletionRequest, TriageChatRequest, FeedbackRequest, ChatCompletion, ChatCompletionChunk, ErrorResponse,
     ModelList, Health, Correction, StatsReport, HeadReload, *UI_EVENTS.values(),

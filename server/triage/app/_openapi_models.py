@@ -142,7 +142,7 @@ class DeltaEvent(_Closed):
 
 
 class PatchEvent(_Closed):
-    """One structured-output patch (_jsonpatch.py); `value` comes with `add` and `append`."""
+    """One structured-output patch (triage.stream.structured._patch); `value` comes with `add` and `append`."""
 
     op: Literal["add", "append", "done"]
     path: str

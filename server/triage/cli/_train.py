@@ -5,7 +5,7 @@
     triage train --exemplars --out head.npz                           # the project's own exemplars alone
 
 Other fields of a line are ignored, but `split` filters with `--split`, and a `weight` (default 1) weighs the line.
-The head is calibrated on k-fold out-of-fold logits (`--folds`); see `_head`.
+The head is calibrated on k-fold out-of-fold logits (`--folds`); see `triage.classify.local._head`.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The SQLite store's schema and statements: plain synchronous functions of a connection, run on the store's
-threads (see `_sqlite_store`), never on the event loop."""
+threads (see `_sqlite`), never on the event loop."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
     route   who answers and why (sent once the answering model produced its first token)
     delta   {"text"}: text appended to the answer
-    patch   one structured-output patch (see _jsonpatch); applying all in order to {} gives the final JSON
+    patch   one structured-output patch (see structured/_patch); applying all in order to {} gives the final JSON
     tool_call  {"index", "id", "name", "arguments"}: a piece of a tool call (name and id on the first piece)
     usage   tokens, cost_usd, baseline_cost_usd, saved_usd, wasted_speculative_tokens
     error   {"type", "message", "retryable", "path"?}: the stream ends here, without `done`

@@ -1,6 +1,6 @@
 """An incremental JSON parser for structured answers: fed the model's text chunk by chunk, it keeps its state
 between chunks (so a chunk costs time in proportion to its own length, never to the document's) and returns the
-field patches of `_jsonpatch` as values take shape.
+field patches of `_patch` as values take shape.
 
     parser = IncrementalJSONParser(schema=SchemaValidator(schema))   # schema optional
     for chunk in deltas:
