@@ -1,0 +1,50 @@
+"""Read files out of the bare git mirrors that the search tool's `fetch` leaves under one folder.
+
+A mirror of github.com/OWNER/NAME lives at ROOT/OWNER+NAME/repo (a bare git directory, or a work tree
+whose git directory is repo/.git).  Every read names a pinned commit, so the same mirrors give the same bytes.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+
+class MirrorError(RuntimeError):
+    pass
+
+
+class Mirrors:
+    def __init__(self, root: str) -> None:
+        self.root = root
+
+    def git_dir(self, repo: str) -> str:
+        base = os.path.join(self.root, repo.replace("/", "+"), "repo")
+        for cand in (base, os.path.join(base, ".git")):
+            if os.path.isfile(os.path.join(cand, "HEAD")):
+                return cand
+        raise MirrorError(f"no mirror of {repo} under {self.root} (fetch github:{repo})")
+
+    def _git(self, repo: str, *args: str) -> bytes:
+        proc = subprocess.run(["git", "--git-dir", self.git_dir(repo), *args], capture_output=True)
+        if proc.returncode != 0:
+            raise MirrorError(f"{repo}: git {' '.join(args)}: {proc.stderr.decode(errors='replace').strip()}")
+        return proc.stdout
+
+    def show(self, repo: str, commit: str, path: str) -> bytes:
+        return self._git(repo, "show", f"{commit}:{path}")
+
+    def text(self, repo: str, commit: str, path: str) -> str:
+        return self.show(repo, commit, path).decode("utf-8-sig")
+
+    def ls(self, repo: str, commit: str, folder: str) -> list[str]:
+        """Paths of the blobs under `folder` at `commit`, sorted."""
+        out = self._git(repo, "ls-tree", "-r", "--name-only", commit, "--", folder)
+        return sorted(p for p in out.decode().splitlines() if p)
+
+    def has_commit(self, repo: str, commit: str) -> bool:
+        proc = subprocess.run(
+            ["git", "--git-dir", self.git_dir(repo), "cat-file", "-e", f"{commit}^{{commit}}"],
+            capture_output=True,
+        )
+        return proc.returncode == 0
