@@ -35,7 +35,12 @@ class Mirrors:
         return self._git(repo, "show", f"{commit}:{path}")
 
     def text(self, repo: str, commit: str, path: str) -> str:
-        return self.show(repo, commit, path).decode("utf-8-sig")
+        """UTF-8 text; a file that is not valid UTF-8 (a few are Windows-1252) is read as cp1252."""
+        data = self.show(repo, commit, path)
+        try:
+            return data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            return data.decode("cp1252", errors="replace")
 
     def ls(self, repo: str, commit: str, folder: str) -> list[str]:
         """Paths of the blobs under `folder` at `commit`, sorted."""

@@ -245,6 +245,111 @@ def read_hint3(src: Source, m: Mirrors) -> Iterator[Item]:
                 yield row[0], f"{bot}:{row[1].strip()}"
 
 
+def read_acid(src: Source, m: Mirrors) -> Iterator[Item]:
+    for path in src.files(m):
+        rows = csv.reader(io.StringIO(src.text(m, path)))
+        next(rows)
+        for row in rows:
+            if len(row) >= 2:
+                yield row[1], row[0]
+
+
+_ACID_S = {  # support-FAQ policy, coverage explanations, contact details, problem reports, chit-chat
+    "INFO_AMERICAN_STAR": "what an agent designation means",
+    "INFO_ATV_INS_EXPLAN": "coverage explanation", "INFO_BOAT_COV_EXPLAN": "coverage explanation",
+    "INFO_COLL_COV_EXPLAN": "coverage explanation", "INFO_COMP_COV_EXPLAN": "coverage explanation",
+    "INFO_DED_EXPLAN": "coverage explanation", "INFO_LIAB_EXPLAN": "coverage explanation",
+    "INFO_RENTERS_COV_EXPLAN": "coverage explanation", "INFO_RV_INS_EXPLAN": "coverage explanation",
+    "INFO_TRAVEL_INS_EXPLAN": "coverage explanation", "INFO_FLOOD_INS_EXPLAN": "coverage explanation",
+    "INFO_GAP_COVERAGE": "coverage explanation",
+    "INFO_AUTO_INS_CANADA": "coverage policy for driving abroad", "INFO_MEXICO_AUTO_INS": "coverage policy abroad",
+    "INFO_POLICY_TRANS_TO_RENTAL": "whether policies cover rental cars",
+    "INFO_RIDESHARE_COV": "whether rideshare drivers are covered", "INFO_SALVAGE_VEHICLE": "underwriting policy",
+    "INFO_GLASS_COV": "when glass damage is covered", "INFO_NEW_VEHICLE_GRACE_PERIOD": "grace-period policy",
+    "INFO_AUTO_PYMT_MIN_BALANCE": "billing terms", "INFO_CANCEL_FEE": "fee policy",
+    "INFO_CREDIT_CARD_FEE": "fee policy", "INFO_PYMT_NOT_ONTIME": "late-payment policy",
+    "INFO_PYMT_TIME": "payment processing times", "INFO_PREPAID_CARD_PYMT": "accepted payment methods",
+    "INFO_MAKE_PYMT": "payment options", "INFO_ONE_TIME_PYMT": "how to pay without an account",
+    "INFO_COMBINE_PYMTS": "whether bills can be paid together", "INFO_PAPERLESS_MAIL": "paperless policy",
+    "INFO_MAIL_PYMT_ADDRESS": "mailing address for payments", "INFO_BILLING_DEPT_CONTACT": "contact details",
+    "INFO_PHONE_NUM": "contact details", "INFO_PHONE_NUM_INTERNATIONAL": "contact details",
+    "INFO_THE_GENERAL_CONTACT": "contact details", "INFO_HOMESITE_CONTACT": "contact details",
+    "INFO_CUSTOMER_SERVICE_HOURS": "opening hours", "INFO_CL_DOCS_EMAIL": "where to send claim documents",
+    "INFO_CL_DOCS_FAX": "where to send claim documents", "INFO_CL_DOCS_MAIL": "where to send claim documents",
+    "INFO_CL_DOCS_SEND": "where to send claim documents", "INFO_CL_GLASS_SAFELITE": "which partner to call",
+    "INFO_CL_FILE_CLAIM": "advice on whether to file a claim", "INFO_CL_DRP_JOIN": "how to join a programme",
+    "INFO_CL_HRP_JOIN": "how to join a programme", "INFO_CAREERS": "company FAQ",
+    "INFO_OPERATING_AREA": "company FAQ", "INFO_OPERATING_CO": "company FAQ", "INFO_INS_NOT_AVAILABLE": "company FAQ",
+    "INFO_HEALTH_INS_QUOTE": "which products are sold", "INFO_EMPLOYMENT_VERIFY": "how employment is verified",
+    "INFO_DISCOUNTS": "discount FAQ", "INFO_UW_ALUMNI_DISCOUNT": "discount FAQ",
+    "INFO_DREAMKEEP_REWARDS": "programme FAQ", "INFO_DREAMS_FOUNDATION": "programme FAQ",
+    "INFO_KNOWYOURDRIVE": "programme FAQ", "INFO_KNOWYOURDRIVE_DEVICE_ACTIVATE": "device how-to",
+    "INFO_LOG_OUT": "website how-to", "INFO_FORGOT_PASSWORD": "how to recover a password (Banking77 convention)",
+    "INFO_LOGIN_ERROR": "problem report answered by policy (Banking77 convention)",
+    "INFO_PYMT_ERROR": "problem report answered by policy", "INFO_DREAMKEEP_REWARDS_ERRORS": "problem report",
+    "INFO_KNOWYOURDRIVE_ERRORS": "problem report", "INFO_AGT_NOT_RESPONDING": "complaint: a reply, no look-up",
+    "INFO_CANT_SEE_POLICY": "where to find a policy online (problem report)",
+    "INFO_AUTO_POLICY_CANT_SEE_IN_ACCT": "where to find a policy online (problem report)",
+    "INFO_BUSINESS_POLICY_CANT_SEE": "where to find a policy online (problem report)",
+    "INFO_CANT_SEE_FARM_RANCH_POLICY": "where to find a policy online (problem report)",
+    "INFO_LIFE_POLICY_CANNOT_SEE": "where to find a policy online (problem report)",
+    "ST_HELLO": "greeting", "ST_HOW_IS_ABBY": "chit-chat", "ST_HOW_OLD_IS_ABBY": "chit-chat",
+    "ST_IS_ABBY_REAL": "chit-chat", "ST_WHAT_CAN_ABBY_DO": "chit-chat", "ST_WHERE_DOES_ABBY_LIVE": "chit-chat",
+    "ST_THANK_YOU": "chit-chat",
+}
+_ACID_T = {  # the user's own policy/bill/claim, or an action on it
+    "INFO_ADD_HOUSE": "adds a house to the user's policy", "INFO_AMT_DUE": "the user's balance",
+    "INFO_AUTO_PYMT_CANCEL": "stops the user's autopay", "INFO_AUTO_PYMT_SCHEDULE": "the user's next autopay",
+    "INFO_BILLING_ACCT_NUM": "the user's account number", "INFO_BILL_DUE_DATE": "the user's due date",
+    "INFO_CANCEL_CONFIRM": "status of the user's cancellation", "INFO_CANCEL_INS_POLICY": "cancels a policy",
+    "INFO_CHANGE_AUTOPAY_DATE": "changes the autopay date", "INFO_CHANGE_BANK_ACCT": "changes bank details",
+    "INFO_CHANGE_USERID": "changes the user id", "INFO_CL_ADJUSTER_INFO": "the adjuster of the user's claim",
+    "INFO_CL_CHECK_STATUS": "the user's claim payment", "INFO_CL_CLAIM_FILED": "looks up a claim",
+    "INFO_CL_FNOL": "files a claim", "INFO_CL_FNOL_AUTO_HAIL": "files a claim",
+    "INFO_CL_RENTAL": "rental car on an open claim", "INFO_CL_SHOP_ADD_WORK": "authorises work on a claim",
+    "INFO_CL_SHOP_SEND_ESTIMATE": "sends a claim's estimate", "INFO_CL_DRP_ASSIGN": "a claim's repair assignment",
+    "INFO_CL_STATUS": "the user's claim status", "INFO_CL_UPDATE_INFO": "updates a claim",
+    "INFO_CONFIRM_COVERAGE": "the user's coverage status", "INFO_CREDIT_CARD_CHANGE_NUM": "changes the card",
+    "INFO_DEC_PAGE_NEEDED": "sends the user's declaration page", "INFO_DEDUCTIBLE": "the user's deductible",
+    "INFO_DO_NOT_CONTACT": "removes the user from a mailing list", "INFO_ERS_CONTACT": "dispatches roadside help",
+    "INFO_FIND_AGENT": "finds an agent near the user", "INFO_WHO_IS_MY_AGENT": "the user's agent",
+    "INFO_FORGOT_USERID": "looks up the user's id", "INFO_GET_A_QUOTE_AUTO": "runs a quote",
+    "INFO_GET_A_QUOTE_AUTO_NONOWNER": "runs a quote", "INFO_GET_A_QUOTE_CFR": "runs a quote",
+    "INFO_GET_A_QUOTE_RENTERS": "runs a quote", "INFO_GET_A_QUOTE_RENTERS_PURCHASE": "buys a policy",
+    "INFO_AST_PURCHASE": "buys a quoted policy", "INFO_HANDLING_FEE_REMOVE": "waives a fee on the account",
+    "INFO_INS_CARD_PROOF": "the user's insurance card", "INFO_INS_CARD_SEND": "sends the user's card",
+    "INFO_LETTER_OF_EXPERIENCE": "issues a letter for the user", "INFO_LIFE_BENEFICIARY_CHANGE": "changes a beneficiary",
+    "INFO_LIFE_POLICY_AMT_DUE": "the user's balance", "INFO_LIFE_POLICY_AUTO_PYMT": "sets up autopay",
+    "INFO_LIFE_POLICY_CANCEL": "cancels a policy", "INFO_MORTGAGE_CO_POI": "verifies a customer's coverage",
+    "INFO_PAPERLESS_DOCS_STOP": "switches the account back to paper", "INFO_POLICY_DOC_NEEDED": "the user's documents",
+    "INFO_POLICY_NUM": "the user's policy number", "INFO_PREMIUM_BREAKDOWN": "the user's premium breakdown",
+    "INFO_PYMT_CONFIRM": "whether the user's payment went through", "INFO_PYMT_DUEDATE_CHANGE": "changes the due date",
+    "INFO_PYMT_HISTORY": "the user's payment history", "INFO_PYMT_PROCESS_CHANGE": "changes the payment method",
+    "INFO_PYMT_SETUP_AUTO_PYMT": "sets up autopay", "INFO_REFUND_CHECK": "the user's refund check",
+    "INFO_REINSTATE_INS_POLICY": "reinstates a policy", "INFO_SPEAK_TO_REP": "transfers to a representative",
+    "INFO_UPDATE_CONTACT_INFO": "updates the user's address", "INFO_UPDATE_EMAIL": "updates the user's email",
+    "INFO_UPDATE_PHONE_NUM": "updates the user's phone", "INFO_UPDATE_LIENHOLDER": "updates the policy",
+    "INFO_WHY_WAS_POLICY_CANCELLED": "the user's policy status",
+}
+_ACID_MIXED = [  # 'how do I X' (FAQ) and 'please X for me' (action) under one intent
+    "INFO_ADD_REMOVE_INSURED", "INFO_ADD_REMOVE_VEHICLE", "INFO_ADD_VEHICLE_PROPERTY_PAPERLESS_BILLING",
+    "INFO_AGENT_WRONG", "INFO_AST_QUOTE", "INFO_AUTO_COV_QUESTION", "INFO_BILLING_ACCT_NAME_EDIT",
+    "INFO_CFR_QUESTION_GENERAL", "INFO_CHANGE_AGENT", "INFO_CL_COMPLAINT", "INFO_COLLECTIONS",
+    "INFO_DELETE_DUPE_PYMT", "INFO_DIFFERENT_AMTS", "INFO_ERS", "INFO_ERS_REIMBURSE", "INFO_FORGOT_EMAIL",
+    "INFO_GEN_POLICY_COV_QUESTION", "INFO_GET_A_QUOTE_OTHER", "INFO_INS_CARD_PRINT",
+    "INFO_KNOWYOURDRIVE_DEVICE_RETURN", "INFO_LIFE_CASH_OUT", "INFO_LIFE_INCR_COV", "INFO_LIFE_QUESTION_GENERAL",
+    "INFO_LIFE_REFUND", "INFO_LIFE_UPDATE_CONTACT_INFO", "INFO_NAME_CHANGE", "INFO_PAPERLESS_DOCS_SETUP",
+    "INFO_PAY_LIFE_INS", "INFO_POI_OLD", "INFO_PROFILE_SECTION", "INFO_SET_UP_ACCT", "INFO_TEEN_SAFE_DRIVER_SIGNUP",
+    "INFO_TRANSFER_ACCT_BALANCE", "INFO_srtwentytwo",
+]
+ACID_MAP: dict[str, tuple[str | None, str]] = {
+    **{k: (S, v) for k, v in _ACID_S.items()},
+    **{k: (T, v) for k, v in _ACID_T.items()},
+    **_drop_all(_ACID_MIXED, "mixes 'how do I ...' (FAQ) with 'do it for me' (action), or is vague"),
+    **_drop_all(["YES", "NO", "ST_GENERAL_REQUEST"], "dialogue acknowledgements and openers, not requests"),
+}
+
+
 def read_leyzer(src: Source, m: Mirrors) -> Iterator[Item]:
     for path in src.files(m):
         rows = csv.reader(io.StringIO(src.text(m, path)), delimiter="\t", quoting=csv.QUOTE_NONE)
@@ -268,17 +373,15 @@ LEYZER_MAP: dict[str, tuple[str | None, str]] = {
 
 
 def read_tooltalk(src: Source, m: Mirrors) -> Iterator[Item]:
-    """Every user turn of every conversation, with the earlier user turns (at most 2) as context."""
+    """The first user turn of every conversation: later turns are slot answers or thanks."""
     for path in src.files(m):
         if not path.endswith(".json"):
             continue
         d = json.loads(src.text(m, path))
-        prior: list[str] = []
         for turn in d["conversation"]:
-            if turn["role"] != "user":
-                continue
-            yield turn["text"], path.split("/")[1], prior[-2:]
-            prior.append(turn["text"])
+            if turn["role"] == "user":
+                yield turn["text"], path.split("/")[1]
+                break
 
 
 def read_taskmaster4(src: Source, m: Mirrors) -> Iterator[Item]:
@@ -299,9 +402,14 @@ def read_taskmaster4(src: Source, m: Mirrors) -> Iterator[Item]:
 # Tool / API-use queries
 # --------------------------------------------------------------------------------------------------
 
+_HOWTO = re.compile(r"^(?:hi|hello|hey)?[\s,!.]*(?:how (?:can|do|should|would|could) (?:i|we|you)|"
+                    r"what (?:is|are) (?:the )?(?:best|some|good)|any (?:tips|suggestions|recommendations))\b", re.I)
+
+
 def read_metatool(src: Source, m: Mirrors) -> Iterator[Item]:
     for row in csv.DictReader(io.StringIO(src.text(m, src.paths[0]))):
-        yield row["Query"], row["Tool"]
+        query = row["Query"].strip().strip('"').strip()
+        yield query, "how-to" if _HOWTO.match(query) else row["Tool"]
 
 
 # MetaTool's queries were written to need a ChatGPT plugin, but many plugins (advice, recommendations,
@@ -372,6 +480,7 @@ _METATOOL_TOOL = {
 
 def _metatool_map() -> dict[str, tuple[str | None, str]]:
     out: dict[str, tuple[str | None, str]] = {k: (T, v) for k, v in _METATOOL_TOOL.items()}
+    out["how-to"] = (None, "'How can I ...' / 'What are some good ...' phrasings ask for advice, whatever the plugin")
     out["*"] = (None, "plugin whose queries are mostly advice, recommendations or writing help a small model "
                       "answers, or a mix of those with real tool calls")
     return out
@@ -444,6 +553,21 @@ TRUTHFULQA_MAP: dict[str, tuple[str | None, str]] = {
                 "riddle-like descriptions that chain several clues to a name"),
     "*": (S, "general-knowledge questions (misconceptions, health, law, history, ...)"),
 }
+
+
+_OTQ_SKIP = ("brain-teasers", "newest", "rated")  # puzzles; and two lists that repeat the other categories
+
+
+def read_opentriviaqa(src: Source, m: Mirrors) -> Iterator[Item]:
+    """Trivia questions without their options; only those phrased as a question (ending in '?')."""
+    for path in src.files(m):
+        cat = path.rsplit("/", 1)[1]
+        if cat in _OTQ_SKIP:
+            continue
+        for block in src.text(m, path).split("#Q ")[1:]:
+            q = block.split("\n^", 1)[0].strip()
+            if q.endswith("?") and "__" not in q:
+                yield q, cat
 
 
 def read_chatterbot(src: Source, m: Mirrors) -> Iterator[Item]:
@@ -541,7 +665,7 @@ def read_theoremqa(src: Source, m: Mirrors) -> Iterator[Item]:
 
 def read_fermi(src: Source, m: Mirrors) -> Iterator[Item]:
     for path in src.files(m):
-        kind = "realFP" if "realFP" in path else "synthFP"
+        kind = "realFP"  # synthFP is templated ("How many Gumball (packed) make Car?"): not read
         for d in json.loads(src.text(m, path)):
             yield d["question"], kind
 
@@ -590,7 +714,7 @@ SOURCES: list[Source] = [
                       "International (CC BY 4.0) license.",
         attribution="SLURP, Bastianelli et al. 2020 (EMNLP)",
         paths=("dataset/slurp/devel.jsonl", "dataset/slurp/test.jsonl"),
-        read=read_slurp, mapping=SLURP_MAP, cap=1500,
+        read=read_slurp, mapping=SLURP_MAP, cap=1800,
         what="spoken assistant requests, 18 scenarios (devel+test; train.jsonl is over the mirror's size limit)",
     ),
     Source(
@@ -600,8 +724,17 @@ SOURCES: list[Source] = [
                       "http://opendatacommons.org/licenses/odbl/1.0/.",
         attribution="HINT3, Arora et al. 2020 (Haptik), Insights from NLP Systems workshop",
         paths=("dataset/v2/train/", "dataset/v2/test/"),
-        read=read_hint3, mapping=HINT3_MAP, cap=900,
+        read=read_hint3, mapping=HINT3_MAP, cap=1200,
         what="customer-support chatbot queries of three Indian shops/apps (v2)",
+    ),
+    Source(
+        name="acid", repo="AmFamMLTeam/ACID", commit="66bc5e0afa33495d8c61fba76b8c551af84bfa6e",
+        license="none stated",
+        license_quote="(the repository has no LICENSE file; its README asks to cite the KDD Converse 2020 paper)",
+        attribution="ACID, Acharya & Fung 2020 (American Family Insurance), KDD Converse workshop",
+        paths=("customer_training.csv", "customer_testing.csv"),
+        read=read_acid, mapping=ACID_MAP, train=False, cap=1200,
+        what="insurance-customer chatbot requests, 175 intents",
     ),
     Source(
         name="leyzer", repo="cartesinus/leyzer", commit="615ccf1398c7e32b49e089d45da824d01179c50d",
@@ -610,7 +743,7 @@ SOURCES: list[Source] = [
         attribution="Leyzer, Sowański & Janicki 2020 (TSD)",
         paths=("corpora/0.1.0/leyzer-train-en-US-0.1.0.tsv", "corpora/0.1.0/leyzer-dev-en-US-0.1.0.tsv",
                "corpora/0.1.0/leyzer-test-en-US-0.1.0.tsv"),
-        read=read_leyzer, mapping=LEYZER_MAP, train=False, cap=1200,
+        read=read_leyzer, mapping=LEYZER_MAP, train=False, cap=900,
         what="virtual-assistant commands over 20 apps, 186 intents (en-US)",
     ),
     Source(
@@ -619,9 +752,9 @@ SOURCES: list[Source] = [
         license_quote="MIT License  Copyright (c) Microsoft Corporation.",
         attribution="ToolTalk, Farn & Shin 2023 (Microsoft)",
         paths=("data/easy/", "data/tooltalk/"),
-        read=read_tooltalk, mapping={"*": (T, "every user turn asks the assistant to use the user's "
+        read=read_tooltalk, mapping={"*": (T, "every opening turn asks the assistant to use the user's "
                                                "calendar, email, alarms, account, messages or weather")},
-        what="user turns of tool-using conversations (alarms, calendar, email, account, weather)",
+        what="opening user turns of tool-using conversations (alarms, calendar, email, account, weather)",
     ),
     Source(
         name="taskmaster4", repo="google-research-datasets/Taskmaster",
@@ -657,7 +790,7 @@ SOURCES: list[Source] = [
         attribution="Seal-Tools, Wu et al. 2024 (NLPCC)",
         paths=("Seal-Tools_Dataset/dev.jsonl", "Seal-Tools_Dataset/test_in_domain.jsonl",
                "Seal-Tools_Dataset/test_out_domain.jsonl"),
-        read=read_sealtools, mapping=_UNIFORM_T, cap=1000,
+        read=read_sealtools, mapping=_UNIFORM_T, cap=900,
         what="tool-calling requests, single and multiple calls (dev + tests; train is over the size limit)",
     ),
     Source(
@@ -688,6 +821,15 @@ SOURCES: list[Source] = [
         what="general-knowledge questions across 38 categories",
     ),
     Source(
+        name="opentriviaqa", repo="uberspot/OpenTriviaQA", commit="dd31530bfbb19f9505b160b89c9df4b1127e3c70",
+        license="CC BY-SA 4.0",
+        license_quote="This work is licensed under the Creative Commons Attribution-ShareAlike 4.0 International License.",
+        attribution="OpenTriviaQA, uberspot and contributors",
+        paths=("categories/",),
+        read=read_opentriviaqa, mapping={"*": (S, "short general-knowledge trivia questions")}, cap=1200,
+        what="trivia questions in 20 categories (options stripped; brain-teasers skipped)",
+    ),
+    Source(
         name="chatterbot", repo="gunthercox/chatterbot-corpus",
         commit="a01efece26661309b870af0251d96f94ee09fb19",
         license="BSD-3-Clause", license_quote="Copyright (c) 2017, Gunther Cox All rights reserved. "
@@ -706,7 +848,7 @@ SOURCES: list[Source] = [
         attribution="Topical-Chat, Gopalakrishnan et al. 2019 (Amazon Alexa AI)",
         paths=("conversations/valid_freq.json", "conversations/valid_rare.json",
                "conversations/test_freq.json", "conversations/test_rare.json"),
-        read=read_topical_chat, mapping={"*": (S, "chit-chat openers about a topic")}, cap=1000,
+        read=read_topical_chat, mapping={"*": (S, "chit-chat openers about a topic")}, cap=1200,
         what="opening turns of knowledge-grounded chit-chat (valid+test; train is over the size limit)",
     ),
     Source(
@@ -714,7 +856,7 @@ SOURCES: list[Source] = [
         license="MIT", license_quote="MIT License  Copyright (c) 2023 Teknium",
         attribution="GPTeacher, Teknium",
         paths=("Roleplay/roleplay-simple-deduped-roleplay-instruct.json",),
-        read=read_gpteacher, mapping={"Roleplay": (S, "role-play and creative writing")}, cap=1000,
+        read=read_gpteacher, mapping={"Roleplay": (S, "role-play and creative writing")}, cap=1200,
         what="role-play and creative-writing instructions",
     ),
     Source(
@@ -730,7 +872,7 @@ SOURCES: list[Source] = [
         name="svamp", repo="arkilpatel/SVAMP", commit="689d7ccac74b9983a2ac7cc3b264f441b99e7c53",
         license="MIT", license_quote="MIT License  Copyright (c) 2021 Arkil Patel",
         attribution="SVAMP, Patel, Bhattamishra & Goyal 2021 (NAACL)",
-        paths=("SVAMP.json",), read=read_svamp, cap=800,
+        paths=("SVAMP.json",), read=read_svamp, cap=600,
         mapping={"*": (R, "math word problems")},
         what="elementary math word problems with structural variations",
     ),
@@ -738,7 +880,7 @@ SOURCES: list[Source] = [
         name="asdiv", repo="chaochun/nlu-asdiv-dataset", commit="883f90a9a65bf00304ba8f37423910fe743abc47",
         license="CC BY-NC 4.0", license_quote="This dataset is released under the CC BY-NC 4.0 license",
         attribution="ASDiv, Miao, Liang & Su 2020 (ACL)",
-        paths=("dataset/ASDiv.xml",), read=read_asdiv, train=False, cap=800,
+        paths=("dataset/ASDiv.xml",), read=read_asdiv, train=False, cap=500,
         mapping={"*": (R, "math word problems")},
         what="diverse elementary math word problems",
     ),
@@ -754,7 +896,7 @@ SOURCES: list[Source] = [
         name="theoremqa", repo="wenhuchen/TheoremQA", commit="585c960f647b3cae8b37ff71fd9dac45ce4b4e91",
         license="MIT", license_quote="MIT License  Copyright (c) 2023 wenhu chen",
         attribution="TheoremQA, Chen et al. 2023 (EMNLP)",
-        paths=("theoremqa_test.json",), read=read_theoremqa, cap=700,
+        paths=("theoremqa_test.json",), read=read_theoremqa, cap=600,
         mapping={"*": (R, "university math/physics/EE/finance problems")},
         what="theorem-driven STEM problems (items that need a picture skipped)",
     ),
@@ -762,30 +904,28 @@ SOURCES: list[Source] = [
         name="fermi", repo="allenai/fermi", commit="dfd4ceec41ef5fa0fe63e24c6027f13730d39a36",
         license="none stated", license_quote="(the repository has no LICENSE file and its README names none)",
         attribution="Fermi problems, Kalyan et al. 2021 (EMNLP), Allen Institute for AI",
-        paths=("data/realFP/train_realfp.json", "data/realFP/val_realfp.json", "data/realFP/test_realfp.json",
-               "data/synthFP/val_synthfp.json", "data/synthFP/test_synthfp.json"),
-        read=read_fermi, train=False, cap=800,
+        paths=("data/realFP/train_realfp.json", "data/realFP/val_realfp.json", "data/realFP/test_realfp.json"),
+        read=read_fermi, train=False, cap=600,
         mapping={"*": (R, "estimation problems that chain several facts and computations")},
-        what="Fermi estimation problems (real and synthetic)",
+        what="Fermi estimation problems asked by people (realFP; the templated synthFP is not used)",
     ),
     Source(
         name="hotpotqa", repo="ysymyth/ReAct", commit="6bdb3a1fd38b8188fc7ba4102969fe483df8fdc9",
         license="CC BY-SA 4.0 (HotpotQA); MIT (this repository)",
         license_quote="MIT License  Copyright (c) 2023 Shunyu Yao; HotpotQA is distributed under CC BY-SA 4.0",
         attribution="HotpotQA, Yang et al. 2018 (EMNLP); simplified copy from ReAct, Yao et al. 2023",
-        paths=("data/hotpot_dev_v1_simplified.json", "data/hotpot_test_v1_simplified.json"),
-        read=read_hotpot, cap=1200,
+        paths=("data/hotpot_dev_v1_simplified.json",),
+        read=read_hotpot, cap=1000,
         mapping={"bridge": (R, "multi-hop: a fact about an entity found through another fact"),
-                 "comparison": (R, "compares two entities' facts"),
-                 "untyped": (R, "the test split carries no type; every HotpotQA question needs two hops")},
-        what="multi-hop Wikipedia questions (bridge and comparison)",
+                 "comparison": (R, "compares two entities' facts")},
+        what="multi-hop Wikipedia questions, bridge and comparison (dev; the untyped test split holds single-hop-looking items)",
     ),
     Source(
         name="ar_lsat", repo="zhongwanjun/AR-LSAT", commit="41f78ca7be3e24602b694b9d6b78105fc0c8bfc6",
         license="MIT", license_quote="MIT License  Copyright (c) 2022 Wanjun Zhong",
         attribution="AR-LSAT, Zhong et al. 2021; questions from LSAT analytical-reasoning sections",
         paths=("data/AR_TrainingData.json", "data/AR_DevelopmentData.json", "data/AR_TestData.json"),
-        read=read_ar_lsat, cap=600,
+        read=read_ar_lsat, cap=500,
         mapping={"*": (R, "constraint puzzles (ordering, grouping) with answer options")},
         what="analytical-reasoning puzzles: passage, question, five options",
     ),
@@ -802,7 +942,7 @@ SOURCES: list[Source] = [
         license="CC BY-SA 4.0 (CoNaLa's data license; this copy's repository states none)",
         license_quote="CoNaLa annotated data (conala-corpus) is released under CC BY-SA 4.0",
         attribution="CoNaLa, Yin et al. 2018 (MSR); copy in shilliscmu/TranxConalaBaseline",
-        paths=("conala-train.json", "conala-test.json"), read=read_conala, cap=1200,
+        paths=("conala-train.json", "conala-test.json"), read=read_conala, cap=1000,
         mapping={"*": (R, "Stack Overflow 'how do I ... in Python' questions: code")},
         what="Stack Overflow question titles asking for Python code",
     ),
@@ -810,7 +950,7 @@ SOURCES: list[Source] = [
         name="gpteacher_code", repo="teknium1/GPTeacher", commit="481075123c29854bddb82655badeef6a438f2436",
         license="MIT", license_quote="MIT License  Copyright (c) 2023 Teknium",
         attribution="GPTeacher, Teknium",
-        paths=("Codegen/codegen-instruct.json",), read=read_gpteacher, cap=1000,
+        paths=("Codegen/codegen-instruct.json",), read=read_gpteacher, cap=900,
         mapping={"Codegen": (R, "write, fix or explain code")},
         what="coding instructions in many languages",
     ),
