@@ -24,7 +24,7 @@ import unicodedata
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from _mirror import Mirrors  # noqa: E402
-from sources import SOURCES, Source  # noqa: E402
+from sources import HOWTO_LOOKUP, HOWTO_Q, SOURCES, Source  # noqa: E402
 
 LABELS = ("simple", "reasoning", "tool_use")
 MIN_WORDS = 3
@@ -95,6 +95,12 @@ def build_source(src: Source, m: Mirrors, seen: set[str], dev: set[str], seed: i
         if len(text.split()) < MIN_WORDS or len(text) > MAX_CHARS:
             stats["length"] += 1
             continue
+        if src.howto_simple and label == "tool_use" and HOWTO_Q.match(text):
+            if HOWTO_LOOKUP.search(text):
+                stats["dropped_intent"] += 1
+                continue
+            label, orig = "simple", orig + "+how-to"
+            stats["howto_simple"] += 1
         it = {"text": text, "label": label, "source": src.name, "orig": orig, "train": src.train,
               "key": key(text)}
         if prior:
@@ -124,9 +130,9 @@ def build_source(src: Source, m: Mirrors, seen: set[str], dev: set[str], seed: i
     return chosen, stats
 
 
-COLS = ("read", "dropped_intent", "length", "label_conflict", "dup_within", "dup_dev", "dup_cross", "over_cap",
+COLS = ("read", "dropped_intent", "length", "howto_simple", "label_conflict", "dup_within", "dup_dev", "dup_cross", "over_cap",
         "simple", "reasoning", "tool_use", "kept", "origs")
-HEAD = ("read", "drop_int", "length", "conflict", "dup_in", "dup_dev", "dup_x", "over_cap",
+HEAD = ("read", "drop_int", "length", "how2simp", "conflict", "dup_in", "dup_dev", "dup_x", "over_cap",
         "simple", "reason", "tool", "kept", "origs")
 
 

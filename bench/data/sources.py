@@ -46,6 +46,9 @@ class Source:
     what: str  # one line for the README table
     train: bool = True  # False: license allows evaluation only (non-commercial, no license, ...)
     cap: int = 1200  # most items kept, sampled evenly across origs
+    # Support sets: an item of a tool_use intent phrased as a how-to question ("how do I cancel my order?")
+    # asks for the policy, not the action, so the rule makes it simple (orig gets a "+how-to" suffix).
+    howto_simple: bool = False
 
     def label(self, orig: str) -> str | None:
         if orig in self.mapping:
@@ -402,14 +405,28 @@ def read_taskmaster4(src: Source, m: Mirrors) -> Iterator[Item]:
 # Tool / API-use queries
 # --------------------------------------------------------------------------------------------------
 
+HOWTO_Q = re.compile(r"^(?:hi|hello|hey|ok|so)?[\s,!.]*(?:how (?:do|can|should|could|would) (?:i|we)|how to|"
+                     r"what (?:do|should) i (?:need to )?do to)\b", re.I)
+
+# ... but "how do I know when my payment is due" / "how can I get my policy number" is the look-up itself in
+# how-to clothing: such items are dropped rather than guessed.
+HOWTO_LOOKUP = re.compile(r"\bhow (?:do|can|could) i (?:know|find out|tell|see|check|get my|find my)\b", re.I)
+
 _HOWTO = re.compile(r"^(?:hi|hello|hey)?[\s,!.]*(?:how (?:can|do|should|would|could) (?:i|we|you)|"
                     r"what (?:is|are) (?:the )?(?:best|some|good)|any (?:tips|suggestions|recommendations))\b", re.I)
+
+_NOT_A_REQUEST = re.compile(r"^(?:yes|sure|certainly|of course|to (?:create|find|generate|get)|users? )\b", re.I)
 
 
 def read_metatool(src: Source, m: Mirrors) -> Iterator[Item]:
     for row in csv.DictReader(io.StringIO(src.text(m, src.paths[0]))):
         query = row["Query"].strip().strip('"').strip()
-        yield query, "how-to" if _HOWTO.match(query) else row["Tool"]
+        if _HOWTO.match(query):
+            yield query, "how-to"
+        elif _NOT_A_REQUEST.match(query):
+            yield query, "not-a-request"
+        else:
+            yield query, row["Tool"]
 
 
 # MetaTool's queries were written to need a ChatGPT plugin, but many plugins (advice, recommendations,
@@ -480,6 +497,7 @@ _METATOOL_TOOL = {
 
 def _metatool_map() -> dict[str, tuple[str | None, str]]:
     out: dict[str, tuple[str | None, str]] = {k: (T, v) for k, v in _METATOOL_TOOL.items()}
+    out["not-a-request"] = (None, "assistant-voiced or third-person lines ('Sure! I can ...', 'Users frequently ...')")
     out["how-to"] = (None, "'How can I ...' / 'What are some good ...' phrasings ask for advice, whatever the plugin")
     out["*"] = (None, "plugin whose queries are mostly advice, recommendations or writing help a small model "
                       "answers, or a mix of those with real tool calls")
@@ -555,6 +573,8 @@ TRUTHFULQA_MAP: dict[str, tuple[str | None, str]] = {
 }
 
 
+_OTQ_NEEDS_OPTIONS = re.compile(r"\b(?:of the following|of these|following|which statement|of the choices|"
+                                r"NOT|true or false)\b")
 _OTQ_SKIP = ("brain-teasers", "newest", "rated")  # puzzles; and two lists that repeat the other categories
 
 
@@ -566,7 +586,7 @@ def read_opentriviaqa(src: Source, m: Mirrors) -> Iterator[Item]:
             continue
         for block in src.text(m, path).split("#Q ")[1:]:
             q = block.split("\n^", 1)[0].strip()
-            if q.endswith("?") and "__" not in q:
+            if q.endswith("?") and "__" not in q and not _OTQ_NEEDS_OPTIONS.search(q):
                 yield q, cat
 
 
@@ -584,6 +604,7 @@ def read_chatterbot(src: Source, m: Mirrors) -> Iterator[Item]:
 
 
 CHATTERBOT_MAP: dict[str, tuple[str | None, str]] = {
+    "psychology": (None, "statements about the bot ('you are insecure'), not requests"),
     "coding": (None, "mostly one-word or 'what is X' prompts about programming terms; thin and odd"),
     "tech_support": (None, "OS/app troubleshooting lines, some of them imperatives for the device"),
     "*": (S, "chit-chat and small-talk questions"),
@@ -724,7 +745,7 @@ SOURCES: list[Source] = [
                       "http://opendatacommons.org/licenses/odbl/1.0/.",
         attribution="HINT3, Arora et al. 2020 (Haptik), Insights from NLP Systems workshop",
         paths=("dataset/v2/train/", "dataset/v2/test/"),
-        read=read_hint3, mapping=HINT3_MAP, cap=1200,
+        read=read_hint3, mapping=HINT3_MAP, cap=1200, howto_simple=True,
         what="customer-support chatbot queries of three Indian shops/apps (v2)",
     ),
     Source(
@@ -733,7 +754,7 @@ SOURCES: list[Source] = [
         license_quote="(the repository has no LICENSE file; its README asks to cite the KDD Converse 2020 paper)",
         attribution="ACID, Acharya & Fung 2020 (American Family Insurance), KDD Converse workshop",
         paths=("customer_training.csv", "customer_testing.csv"),
-        read=read_acid, mapping=ACID_MAP, train=False, cap=1200,
+        read=read_acid, mapping=ACID_MAP, train=False, cap=1200, howto_simple=True,
         what="insurance-customer chatbot requests, 175 intents",
     ),
     Source(
