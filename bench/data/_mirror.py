@@ -35,12 +35,19 @@ class Mirrors:
         return self._git(repo, "show", f"{commit}:{path}")
 
     def text(self, repo: str, commit: str, path: str) -> str:
-        """UTF-8 text; a file that is not valid UTF-8 (a few are Windows-1252) is read as cp1252."""
+        """UTF-8 text; in a file that is not all valid UTF-8, each invalid line is read as Windows-1252."""
         data = self.show(repo, commit, path)
         try:
             return data.decode("utf-8-sig")
         except UnicodeDecodeError:
-            return data.decode("cp1252", errors="replace")
+            pass
+        out = []
+        for line in data.splitlines(keepends=True):
+            try:
+                out.append(line.decode("utf-8"))
+            except UnicodeDecodeError:
+                out.append(line.decode("cp1252", errors="replace"))
+        return "".join(out).lstrip("\ufeff")
 
     def ls(self, repo: str, commit: str, folder: str) -> list[str]:
         """Paths of the blobs under `folder` at `commit`, sorted."""

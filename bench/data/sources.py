@@ -287,7 +287,7 @@ _ACID_S = {  # support-FAQ policy, coverage explanations, contact details, probl
     "INFO_DISCOUNTS": "discount FAQ", "INFO_UW_ALUMNI_DISCOUNT": "discount FAQ",
     "INFO_DREAMKEEP_REWARDS": "programme FAQ", "INFO_DREAMS_FOUNDATION": "programme FAQ",
     "INFO_KNOWYOURDRIVE": "programme FAQ", "INFO_KNOWYOURDRIVE_DEVICE_ACTIVATE": "device how-to",
-    "INFO_LOG_OUT": "website how-to", "INFO_FORGOT_PASSWORD": "how to recover a password (Banking77 convention)",
+"INFO_FORGOT_PASSWORD": "how to recover a password (Banking77 convention)",
     "INFO_LOGIN_ERROR": "problem report answered by policy (Banking77 convention)",
     "INFO_PYMT_ERROR": "problem report answered by policy", "INFO_DREAMKEEP_REWARDS_ERRORS": "problem report",
     "INFO_KNOWYOURDRIVE_ERRORS": "problem report", "INFO_AGT_NOT_RESPONDING": "complaint: a reply, no look-up",
@@ -339,7 +339,7 @@ _ACID_MIXED = [  # 'how do I X' (FAQ) and 'please X for me' (action) under one i
     "INFO_AGENT_WRONG", "INFO_AST_QUOTE", "INFO_AUTO_COV_QUESTION", "INFO_BILLING_ACCT_NAME_EDIT",
     "INFO_CFR_QUESTION_GENERAL", "INFO_CHANGE_AGENT", "INFO_CL_COMPLAINT", "INFO_COLLECTIONS",
     "INFO_DELETE_DUPE_PYMT", "INFO_DIFFERENT_AMTS", "INFO_ERS", "INFO_ERS_REIMBURSE", "INFO_FORGOT_EMAIL",
-    "INFO_GEN_POLICY_COV_QUESTION", "INFO_GET_A_QUOTE_OTHER", "INFO_INS_CARD_PRINT",
+    "INFO_GEN_POLICY_COV_QUESTION", "INFO_GET_A_QUOTE_OTHER", "INFO_INS_CARD_PRINT", "INFO_LOG_OUT",
     "INFO_KNOWYOURDRIVE_DEVICE_RETURN", "INFO_LIFE_CASH_OUT", "INFO_LIFE_INCR_COV", "INFO_LIFE_QUESTION_GENERAL",
     "INFO_LIFE_REFUND", "INFO_LIFE_UPDATE_CONTACT_INFO", "INFO_NAME_CHANGE", "INFO_PAPERLESS_DOCS_SETUP",
     "INFO_PAY_LIFE_INS", "INFO_POI_OLD", "INFO_PROFILE_SECTION", "INFO_SET_UP_ACCT", "INFO_TEEN_SAFE_DRIVER_SIGNUP",
@@ -575,7 +575,18 @@ TRUTHFULQA_MAP: dict[str, tuple[str | None, str]] = {
 
 _OTQ_NEEDS_OPTIONS = re.compile(r"\b(?:of the following|of these|following|which statement|of the choices|"
                                 r"NOT|true or false)\b")
-_OTQ_SKIP = ("brain-teasers", "newest", "rated")  # puzzles; and two lists that repeat the other categories
+# puzzles; arithmetic mixed with trivia; and two lists that repeat the other categories
+_OTQ_SKIP = ("brain-teasers", "for-kids", "newest", "rated")
+
+
+def _unmojibake(text: str) -> str:
+    """Undo UTF-8 that was once decoded as Windows-1252 ('â€œ' for a curly quote), where it cleanly can."""
+    if "\u00e2\u20ac" not in text and "\u00c3" not in text:
+        return text
+    try:
+        return text.encode("cp1252").decode("utf-8")
+    except UnicodeError:
+        return text
 
 
 def read_opentriviaqa(src: Source, m: Mirrors) -> Iterator[Item]:
@@ -585,7 +596,7 @@ def read_opentriviaqa(src: Source, m: Mirrors) -> Iterator[Item]:
         if cat in _OTQ_SKIP:
             continue
         for block in src.text(m, path).split("#Q ")[1:]:
-            q = block.split("\n^", 1)[0].strip()
+            q = _unmojibake(block.split("\n^", 1)[0].strip())
             if q.endswith("?") and "__" not in q and not _OTQ_NEEDS_OPTIONS.search(q):
                 yield q, cat
 
@@ -848,7 +859,7 @@ SOURCES: list[Source] = [
         attribution="OpenTriviaQA, uberspot and contributors",
         paths=("categories/",),
         read=read_opentriviaqa, mapping={"*": (S, "short general-knowledge trivia questions")}, cap=1200,
-        what="trivia questions in 20 categories (options stripped; brain-teasers skipped)",
+        what="trivia questions (options stripped; only items that read as questions without them)",
     ),
     Source(
         name="chatterbot", repo="gunthercox/chatterbot-corpus",
