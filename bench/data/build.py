@@ -130,6 +130,17 @@ def build_source(src: Source, m: Mirrors, seen: set[str], dev: set[str], seed: i
     return chosen, stats
 
 
+def write_sources_md(path: str, table: list[tuple[Source, collections.Counter]]) -> None:
+    short = {"simple": "S", "reasoning": "R", "tool_use": "T"}
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("| source | what it is | labels (S/R/T) | items | train | license | repository@commit |\n")
+        f.write("|---|---|---|---:|---|---|---|\n")
+        for src, st in table:
+            labels = " ".join(f"{short[lb]} {st[lb]}" for lb in LABELS if st[lb])
+            f.write(f"| `{src.name}` | {src.what} | {labels} | {st['kept']} | {'yes' if src.train else 'no'} "
+                    f"| {src.license} | [{src.repo}](https://github.com/{src.repo})@`{src.commit[:12]}` |\n")
+
+
 COLS = ("read", "dropped_intent", "length", "howto_simple", "label_conflict", "dup_within", "dup_dev", "dup_cross", "over_cap",
         "simple", "reasoning", "tool_use", "kept", "origs")
 HEAD = ("read", "drop_int", "length", "how2simp", "conflict", "dup_in", "dup_dev", "dup_x", "over_cap",
@@ -143,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dev", help="dev.jsonl whose texts must not appear in the output")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--only", help="comma-separated source names (default: all)")
+    ap.add_argument("--sources-md", help="also write the README's markdown table of sources to this file")
     args = ap.parse_args(argv)
 
     m = Mirrors(args.mirrors)
@@ -172,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'source':<{width}} " + " ".join(f"{h:>8}" for h in HEAD) + "  train")
     for src, st in table:
         print(f"{src.name:<{width}} " + " ".join(f"{st[c]:>8}" for c in COLS) + f"  {src.train}")
+    if args.sources_md:
+        write_sources_md(args.sources_md, table)
     totals = collections.Counter(it["label"] for it in rows)
     summary = {
         "items": len(rows),
