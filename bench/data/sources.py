@@ -822,8 +822,11 @@ SOURCES: list[Source] = [
         attribution="Seal-Tools, Wu et al. 2024 (NLPCC)",
         paths=("Seal-Tools_Dataset/dev.jsonl", "Seal-Tools_Dataset/test_in_domain.jsonl",
                "Seal-Tools_Dataset/test_out_domain.jsonl"),
-        read=read_sealtools, mapping=_UNIFORM_T, cap=900,
-        what="tool-calling requests, single and multiple calls (dev + tests; train is over the size limit)",
+        read=read_sealtools, cap=900,
+        mapping={"multi": (T, "chains two or more tool calls: actions and look-ups on given ids"),
+                 "single": (None, "single-call queries are often plain knowledge requests dressed for a tool "
+                                  "('Provide the phonetic symbols for the word \"elephant\"')")},
+        what="multi-call tool requests (dev + tests; single-call ones and train not used)",
     ),
     Source(
         name="toolalpaca", repo="tangqiaoyu/ToolAlpaca", commit="189069998d64a7baf1b4a1c3c4b2e75eb9d05532",
