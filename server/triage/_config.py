@@ -98,9 +98,28 @@ class ClassifierConfig(_Strict):
     # rules -> local head -> (with `llm` set, for the unsure) LLM classifier.
     kind: Literal["rules", "local", "cascade"] = "cascade"
     threshold: float = Field(0.5, ge=0, le=1, description="below this confidence, route to the strongest model")
+    # Per-category bars over `threshold`. A decision for the cheap route is the costly one to get wrong (a hard
+    # request answered by the weak model), so it can be held to a higher bar than one that sends a request up:
+    # `triage calibrate` sets the cheap route's bar from the under-routing bound.
+    thresholds: dict[str, float] = Field(default_factory=dict, description="category -> its own confidence bar")
     context_turns: int = Field(2, ge=0, le=16)
     head: str | None = Field(None, description="path of a trained head; None: the shipped default")
     llm: LLMClassifierConfig | None = None
+    # Reviewers' corrections that act at once on near-duplicates (cosine >= memory_similarity), before a retrain.
+    memory_similarity: float = Field(0.92, gt=0, le=1)
+    memory_size: int = Field(10_000, ge=0, description="corrections kept in memory; 0: off")
+
+    @field_validator("thresholds")
+    @classmethod
+    def _bars_are_probabilities(cls, thresholds: dict[str, float]) -> dict[str, float]:
+        for category, bar in thresholds.items():
+            if not 0.0 <= bar <= 1.0:
+                raise ValueError(f"thresholds.{category}: {bar} is not between 0 and 1")
+        return thresholds
+
+    def threshold_for(self, category: str) -> float:
+        """The confidence a local decision for `category` needs; below it the request goes to the strongest model."""
+        return self.thresholds.get(category, self.threshold)
 
 
 class SpeculationConfig(_Strict):
@@ -206,6 +225,9 @@ class TriageConfig(BaseSettings):
             raise ValueError(f"default_category: no route named {self.default_category!r}")
         if self.router_name in self.models:
             raise ValueError(f"router_name: {self.router_name!r} is also a model name")
+        for category in self.classifier.thresholds:
+            if category not in self.routes:
+                raise ValueError(f"classifier.thresholds.{category}: no route named {category!r}")
         if self.classifier.llm is not None and self.classifier.llm.model not in self.models:
             raise ValueError(f"classifier.llm.model: unknown model {self.classifier.llm.model!r}")
         if self.speculation.model is not None and self.speculation.model not in self.models:

@@ -213,8 +213,8 @@ def test_the_guard_judges_against_a_fixed_anchor_so_small_losses_cannot_add_up(t
     tool_texts = [t for t, c in zip(base.train_texts, base.train_labels, strict=True) if c == "tool_use"]
     corrections: list[LabeledText] = []
     reports = []
-    for step in range(5):  # each batch calls a dozen more tool requests simple; the store keeps the earlier ones
-        corrections += corrections_from([(t, "simple") for t in tool_texts[12 * step : 12 * (step + 1)]], f"p{step}")
+    for step in range(5):  # each batch calls 40 more tool requests simple; the store keeps the earlier ones
+        corrections += corrections_from([(t, "simple") for t in tool_texts[40 * step : 40 * (step + 1)]], f"p{step}")
         reports.append(retrain(trainer, base, corrections, versions, categories=DEFAULT_CATEGORIES, tolerance=0.02))
     references = {r.reference_shipped.macro_f1 for r in reports if r.reference_shipped is not None}
     assert len(references) == 1 and all(r.anchor == DEFAULT_VERSION for r in reports)

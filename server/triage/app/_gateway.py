@@ -22,8 +22,17 @@ from triage.app._http import ClientGone
 from triage.app._limits import RateLimiter, StreamSlots
 from triage.app._metrics import Metrics
 from triage.app._schemas import ChatCompletionRequest
-from triage.classify import Classifier, ClassifyInput, Decision, LayerTiming, RulesClassifier, message_text
-from triage.learn import DecisionRecord, HeadReloader, RequestStatus, SpeculationOutcome, Store
+from triage.classify import (
+    Classifier,
+    ClassifyInput,
+    Decision,
+    LayerTiming,
+    RulesClassifier,
+    build_classifier,
+    message_text,
+)
+from triage.classify.local import CorrectionMemory
+from triage.learn import DecisionRecord, HeadReloader, RequestStatus, SpeculationOutcome, Store, make_reloader
 from triage.route import Cost, RoutePlan, Usage, cost_of, estimate_tokens, plan_route
 from triage.upstream import ModelStream, Speculation, StagedClassifier, Upstreams, worth_speculating
 
@@ -107,6 +116,10 @@ class Gateway:
         self.store = store
         # Set by the app when the classifier has a head that retraining can replace (see _heads.HeadReloader).
         self.heads: HeadReloader | None = None
+        # Reviewers' corrections, which the configured local classifier consults before its head: a correction acts
+        # on near-duplicates at once, before any retrain (every head version shares this one memory).
+        cfg = config.classifier
+        self.memory = CorrectionMemory(similarity=cfg.memory_similarity, size=cfg.memory_size)
         self._started = False
         self._start_lock = asyncio.Lock()
 
@@ -115,18 +128,17 @@ class Gateway:
             if not self._started:
                 await self.upstreams.start()
                 if self._own_classifier:
-                    from triage.classify import (
-                        build_classifier,  # its layers import numpy / instructor: only when used
-                    )
-
                     # Loading a head reads files and fills arrays: off the event loop.
-                    self.classifier = await asyncio.to_thread(build_classifier, self.config, self.upstreams.clients)
-                    if self.heads is None:
-                        from triage.learn import make_reloader  # None when classifier.kind is rules
-
-                        self.heads = make_reloader(self.config, self.upstreams.clients, self.swap_classifier)
+                    self.classifier = await asyncio.to_thread(
+                        build_classifier, self.config, self.upstreams.clients, memory=self.memory
+                    )
+                    if self.heads is None:  # None when classifier.kind is rules
+                        self.heads = make_reloader(
+                            self.config, self.upstreams.clients, self.swap_classifier, memory=self.memory
+                        )
                 if self.store is not None:
                     await self.store.start()
+                    await self._recall_corrections(self.store)
                 if self.heads is not None:
                     await self.heads.start()
                 self.drain.start()
@@ -142,6 +154,24 @@ class Gateway:
                 if self.store is not None:
                     await self.store.stop()  # flushes every queued record
                 self._started = False
+
+    async def _recall_corrections(self, store: Store) -> None:
+        """Fill the correction memory from the store's corrections (their texts embedded off the event loop)."""
+        if self.config.classifier.memory_size <= 0 or self.config.classifier.kind == "rules":
+            return
+        examples = await store.labeled_texts()
+
+        def fill() -> None:
+            for example in examples[-self.config.classifier.memory_size :]:
+                self.memory.remember(example.request_id, example.text, example.category)
+
+        await asyncio.to_thread(fill)
+
+    def remember(self, request_id: str, text: str | None, category: str) -> None:
+        """A reviewer's correction, into the memory the local classifier consults (a request without its text,
+        under `store.text: none`, cannot be recalled)."""
+        if text:
+            self.memory.remember(request_id, text, category)
 
     async def ensure_started(self) -> None:
         """Apps served without lifespan events (some test transports, some hosts) start on first use."""

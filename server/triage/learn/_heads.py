@@ -201,28 +201,35 @@ class HeadVersions:
 Build = Callable[[Path | None], Classifier]
 
 
-def classifier_builder(config: TriageConfig, clients: Mapping[str, Any]) -> Build:
+def classifier_builder(config: TriageConfig, clients: Mapping[str, Any], memory: Any = None) -> Build:
     """`build(version_dir)`: the configured classifier (`local` or `cascade`) with that version's head as its
-    local layer; None: the default head (`classifier.head`, else the shipped one)."""
+    local layer; None: the default head (`classifier.head`, else the shipped one). `memory`: the gateway's
+    correction memory, which every head version consults (it outlives them)."""
 
     def build(path: Path | None) -> Classifier:
         from triage.classify import LocalClassifier, build_classifier
         from triage.learn._trainer import HEAD_FILE
 
         head = path / HEAD_FILE if path is not None else config.classifier.head
-        local = LocalClassifier.load(head, categories=config.categories)
+        local = LocalClassifier.load(head, categories=config.categories, memory=memory)
         return build_classifier(config, clients, local=local)
 
     return build
 
 
 def make_reloader(
-    config: TriageConfig, clients: Mapping[str, Any], swap: Callable[[Classifier], None], *, interval: float = 1.0
+    config: TriageConfig,
+    clients: Mapping[str, Any],
+    swap: Callable[[Classifier], None],
+    *,
+    interval: float = 1.0,
+    memory: Any = None,
 ) -> HeadReloader | None:
     """The reloader for a gateway, or None when its classifier has no head (`classifier.kind: rules`)."""
     if config.classifier.kind == "rules":
         return None
-    return HeadReloader(HeadVersions(heads_dir(config)), classifier_builder(config, clients), swap, interval=interval)
+    build = classifier_builder(config, clients, memory)
+    return HeadReloader(HeadVersions(heads_dir(config)), build, swap, interval=interval)
 
 
 @dataclass(frozen=True, slots=True)
