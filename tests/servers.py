@@ -1,0 +1,185 @@
+"""Real PostgreSQL and Redis (or Valkey) servers for tests and benchmarks: Debian's binaries, run on loopback from a
+temporary directory, stopped and removed after. No mocks: what Triage talks to is the real server.
+
+PostgreSQL refuses to run as root; when the tests do (CI runs as root), the server runs as the `postgres` user the
+Debian package created, through `runuser`. Install them with `apt-get install -y postgresql redis-server`
+(`make test` does).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["Postgres", "Redis", "free_port", "postgres_bin", "redis_bin", "running_postgres", "running_redis"]
+
+PASSWORD = "s3cret-Test-pw"  # the superuser's, for the tests of a wrong password; not a real secret
+USER = "triage"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def postgres_bin() -> Path | None:
+    """The directory of Debian's PostgreSQL server binaries (the newest installed), or None."""
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"), key=lambda p: int(Path(p).parts[-3]))
+    if found:
+        return Path(found[-1]).parent
+    pg_ctl = shutil.which("pg_ctl")
+    return Path(pg_ctl).parent if pg_ctl else None
+
+
+def redis_bin() -> str | None:
+    return shutil.which("redis-server") or shutil.which("valkey-server")
+
+
+def _as_postgres(cmd: list[str]) -> list[str]:
+    return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
+
+
+@dataclass
+class Postgres:
+    """One PostgreSQL cluster in `root`, listening on 127.0.0.1:`port` (and a Unix socket in `root`)."""
+
+    root: Path
+    port: int
+    bin: Path
+    fsync: bool = False
+    log: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.data = self.root / "data"
+        self.log = self.root / "postgres.log"
+
+    def url(self, database: str = "postgres", *, password: str | None = PASSWORD) -> str:
+        auth = f"{USER}:{password}" if password is not None else USER
+        return f"postgresql://{auth}@127.0.0.1:{self.port}/{database}"
+
+    def init(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        pwfile = self.root / "pw"
+        pwfile.write_text(PASSWORD + "\n")
+        if os.geteuid() == 0:
+            shutil.chown(self.root, "postgres", "postgres")
+            shutil.chown(pwfile, "postgres", "postgres")
+        subprocess.run(
+            _as_postgres([str(self.bin / "initdb"), "-D", str(self.data), "-U", USER, "--auth=scram-sha-256",
+                          f"--pwfile={pwfile}", "-E", "UTF8", "--no-instructions", "--no-sync"]),
+            check=True, capture_output=True,
+        )
+        pwfile.unlink()
+
+    def start(self, timeout: float = 30.0) -> None:
+        options = f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.root} -c max_connections=200"
+        if not self.fsync:  # tests: durability against a crash of the machine is not what they check
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        subprocess.run(
+            _as_postgres([str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-o", options,
+                          "-w", "-t", str(int(timeout)), "start"]),
+            check=True, capture_output=True,
+        )
+
+    def stop(self, mode: str = "fast") -> None:
+        subprocess.run(
+            _as_postgres([str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop"]),
+            check=False, capture_output=True,
+        )
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def psql(self, sql: str, database: str = "postgres") -> str:
+        env = {**os.environ, "PGPASSWORD": PASSWORD}
+        done = subprocess.run(
+            [str(self.bin / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", USER, "-d", database,
+             "-v", "ON_ERROR_STOP=1", "-qAt", "-c", sql],
+            check=True, capture_output=True, text=True, env=env,
+        )
+        return done.stdout.strip()
+
+    def create_database(self, prefix: str = "t") -> str:
+        """A new empty database; returns its URL."""
+        name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+        self.psql(f"CREATE DATABASE {name}")
+        return self.url(name)
+
+
+@contextlib.contextmanager
+def running_postgres(*, fsync: bool = False) -> Iterator[Postgres]:
+    """A started PostgreSQL cluster in a temporary directory, stopped and removed on exit."""
+    bin_dir = postgres_bin()
+    if bin_dir is None:
+        raise RuntimeError("PostgreSQL is not installed: apt-get install -y postgresql")
+    root = Path(tempfile.mkdtemp(prefix="triage-pg-"))
+    if os.geteuid() == 0:
+        os.chmod(root, 0o755)
+    server = Postgres(root / "cluster", free_port(), bin_dir, fsync=fsync)
+    try:
+        server.init()
+        server.start()
+        yield server
+    finally:
+        server.stop("immediate")
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@dataclass
+class Redis:
+    root: Path
+    port: int
+    binary: str
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 10.0) -> None:
+        self.process = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(self.root), "--daemonize", "no", "--loglevel", "warning"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
+                s.sendall(b"PING\r\n")
+                if s.recv(16).startswith(b"+PONG"):
+                    return
+            time.sleep(0.05)
+        raise RuntimeError(f"redis did not start on port {self.port}")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+            self.process = None
+
+
+@contextlib.contextmanager
+def running_redis() -> Iterator[Redis]:
+    binary = redis_bin()
+    if binary is None:
+        raise RuntimeError("Redis is not installed: apt-get install -y redis-server (or valkey-server)")
+    root = Path(tempfile.mkdtemp(prefix="triage-redis-"))
+    server = Redis(root, free_port(), binary)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
