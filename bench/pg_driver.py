@@ -21,12 +21,11 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from servers import running_postgres  # noqa: E402
+import asyncpg
+import psycopg_pool
 
-import asyncpg  # noqa: E402
-import psycopg  # noqa: E402
-import psycopg_pool  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from servers import PASSWORD, running_postgres
 
 TABLE = """CREATE TABLE d (request_id TEXT PRIMARY KEY, created_at DOUBLE PRECISION, endpoint TEXT, key_id TEXT,
  category TEXT, confidence DOUBLE PRECISION, scores JSONB, classifier TEXT, model TEXT, reason TEXT, speculation TEXT,
@@ -64,8 +63,9 @@ async def main() -> None:
     args = parser.parse_args()
     with running_postgres(fsync=True) as pg:
         url = pg.create_database("bench")
-        apool = await asyncpg.create_pool(url, min_size=2, max_size=4)
-        ppool = psycopg_pool.AsyncConnectionPool(url, min_size=2, max_size=4, open=False)
+        apool = await asyncpg.create_pool(url, password=PASSWORD, min_size=2, max_size=4)
+        ppool = psycopg_pool.AsyncConnectionPool(url, kwargs={"password": PASSWORD}, min_size=2, max_size=4,
+                                                 open=False)
         await ppool.open()
         async with apool.acquire() as c:
             await c.execute(TABLE)
@@ -103,18 +103,18 @@ async def main() -> None:
             note("psycopg copy", await measure(p_copy, len(batch)))
             ids = [r[0] for r in batch[: args.lookups]]
 
-            async def a_get() -> None:
+            async def a_get(ids: list[str] = ids) -> None:
                 async with apool.acquire() as c:
                     for i in ids:
                         await c.fetchrow("SELECT * FROM d WHERE request_id = $1", i)
 
-            async def p_get() -> None:
+            async def p_get(ids: list[str] = ids) -> None:
                 for i in ids:
                     async with ppool.connection() as c, c.cursor() as cur:
                         await cur.execute("SELECT * FROM d WHERE request_id = %s", (i,))
                         await cur.fetchone()
 
-            async def a_get_pool() -> None:
+            async def a_get_pool(ids: list[str] = ids) -> None:
                 for i in ids:
                     await apool.fetchrow("SELECT * FROM d WHERE request_id = $1", i)
 

@@ -21,10 +21,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Postgres", "Redis", "free_port", "postgres_bin", "redis_bin", "running_postgres", "running_redis"]
+__all__ = [
+    "PASSWORD", "PASSWORD_ENV", "Postgres", "Redis", "free_port", "postgres_bin", "redis_bin", "running_postgres",
+    "running_redis", "store_config",
+]
 
 PASSWORD = "s3cret-Test-pw"  # the superuser's, for the tests of a wrong password; not a real secret
 USER = "triage"
+# Triage reads the password from the env var `store.password_env` names, never from the URL.
+PASSWORD_ENV = "TRIAGE_TEST_PG_PASSWORD"
 
 
 def free_port() -> int:
@@ -64,7 +69,7 @@ class Postgres:
         self.data = self.root / "data"
         self.log = self.root / "postgres.log"
 
-    def url(self, database: str = "postgres", *, password: str | None = PASSWORD) -> str:
+    def url(self, database: str = "postgres", *, password: str | None = None) -> str:
         auth = f"{USER}:{password}" if password is not None else USER
         return f"postgresql://{auth}@127.0.0.1:{self.port}/{database}"
 
@@ -103,7 +108,7 @@ class Postgres:
         self.start()
 
     def psql(self, sql: str, database: str = "postgres") -> str:
-        env = {**os.environ, "PGPASSWORD": PASSWORD}
+        env = {**os.environ, "PGPASSWORD": PASSWORD}  # psql's own variable
         done = subprocess.run(
             [str(self.bin / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", USER, "-d", database,
              "-v", "ON_ERROR_STOP=1", "-qAt", "-c", sql],
@@ -112,10 +117,15 @@ class Postgres:
         return done.stdout.strip()
 
     def create_database(self, prefix: str = "t") -> str:
-        """A new empty database; returns its URL."""
+        """A new empty database; returns its URL (no password: see `store_config`)."""
         name = f"{prefix}_{uuid.uuid4().hex[:12]}"
         self.psql(f"CREATE DATABASE {name}")
         return self.url(name)
+
+
+def store_config(url: str, **overrides: object) -> dict[str, object]:
+    """The `store:` section of a config on the database at `url`."""
+    return {"url": url, "password_env": PASSWORD_ENV, **overrides}
 
 
 @contextlib.contextmanager
@@ -128,6 +138,7 @@ def running_postgres(*, fsync: bool = False) -> Iterator[Postgres]:
     if os.geteuid() == 0:
         os.chmod(root, 0o755)
     server = Postgres(root / "cluster", free_port(), bin_dir, fsync=fsync)
+    os.environ[PASSWORD_ENV] = PASSWORD  # for the Triage processes the tests start, too
     try:
         server.init()
         server.start()
