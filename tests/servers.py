@@ -22,8 +22,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 __all__ = [
-    "PASSWORD", "PASSWORD_ENV", "Postgres", "Redis", "free_port", "postgres_bin", "redis_bin", "running_postgres",
-    "running_redis", "store_config",
+    "PASSWORD",
+    "PASSWORD_ENV",
+    "Instance",
+    "Postgres",
+    "Redis",
+    "config_dict",
+    "free_port",
+    "postgres_bin",
+    "redis_bin",
+    "running_postgres",
+    "running_redis",
+    "store_config",
+    "triage_instance",
 ]
 
 PASSWORD = "s3cret-Test-pw"  # the superuser's, for the tests of a wrong password; not a real secret
@@ -194,3 +205,77 @@ def running_redis() -> Iterator[Redis]:
     finally:
         server.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+@dataclass
+class Instance:
+    """One `triage serve` process (its own interpreter) on a loopback port."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def kill(self) -> None:
+        """kill -9: no shutdown, no flush."""
+        self.process.kill()
+        self.process.wait(timeout=10)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+@contextlib.contextmanager
+def triage_instance(config: dict[str, object], *, workers: int = 1, env: dict[str, str] | None = None,
+                    args: tuple[str, ...] = (), timeout: float = 90.0) -> Iterator[Instance]:
+    """`python -m triage serve` on `config` (a dict, written as YAML), ready when /healthz answers; stopped with
+    SIGTERM on exit (then SIGKILL if it lingers)."""
+    import signal
+    import sys
+    import urllib.request
+
+    import yaml
+
+    root = Path(tempfile.mkdtemp(prefix="triage-instance-"))
+    path = root / "triage.yaml"
+    path.write_text(yaml.safe_dump(config))
+    port = free_port()
+    log = root / "serve.log"
+    server = str(Path(__file__).resolve().parents[1] / "server")
+    full_env = {**os.environ, "PYTHONPATH": server, **(env or {})}
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "triage", "serve", "--config", str(path), "--port", str(port),
+             "--workers", str(workers), "--log-level", "warning", *args],
+            stdout=out, stderr=subprocess.STDOUT, env=full_env,
+        )
+    instance = Instance(f"http://127.0.0.1:{port}", process, log)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"triage serve exited ({process.returncode}):\n{instance.output()[-3000:]}")
+            try:
+                with urllib.request.urlopen(instance.url + "/healthz", timeout=1) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"triage serve did not answer within {timeout} s:\n{instance.output()[-3000:]}")
+            time.sleep(0.1)
+        yield instance
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def config_dict(config: object) -> dict[str, object]:
+    """A TriageConfig as the YAML-able dict a `triage serve` process reads."""
+    dumped: dict[str, object] = config.model_dump(mode="json", exclude_defaults=True)  # type: ignore[attr-defined]
+    return dumped
