@@ -26,13 +26,21 @@ $(VENV)/.installed: pyproject.toml
 /usr/bin/chromium:
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 
+# Debian's PostgreSQL and Redis for the shared-store and shared-limit tests: the fixtures start their own servers
+# on loopback in a temporary directory (tests/servers.py); the packages' own services are not used.
+/usr/bin/redis-server:
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+
+/usr/bin/psql:
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+
 demo: $(VENV)/.installed
 	$(VENV)/bin/triage demo
 
 serve: $(VENV)/.installed
 	$(VENV)/bin/triage serve $(if $(CONFIG),--config $(CONFIG))
 
-test: $(VENV)/.installed /usr/bin/chromium
+test: $(VENV)/.installed /usr/bin/chromium /usr/bin/psql /usr/bin/redis-server
 	$(VENV)/bin/pytest -q
 
 bench: $(VENV)/.installed

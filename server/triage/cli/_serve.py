@@ -23,8 +23,7 @@ import uvicorn
 
 from triage._config import load_config
 from triage._logging import configure_logging, log_config
-from triage.app import FreezeAfterStartup, check_open_access, create_app, tune_gc
-from triage.app._serving import WORKER_CONFIG_ENV
+from triage.app import WORKER_CONFIG_ENV, FreezeAfterStartup, check_open_access, create_app, tune_gc
 from triage.learn import upgrade_schema
 
 __all__ = ["configure", "run"]

@@ -58,8 +58,8 @@ def _record(row: asyncpg.Record) -> DecisionRecord:
 
 
 async def insert_decisions(conn: Conn, records: Sequence[DecisionRecord]) -> None:
-    async with conn.transaction():
-        await conn.executemany(_INSERT, [_row(r) for r in records])
+    # One transaction: asyncpg runs executemany atomically (all rows or none) without BEGIN/COMMIT round trips.
+    await conn.executemany(_INSERT, [_row(r) for r in records])
 
 
 async def insert_correction(
