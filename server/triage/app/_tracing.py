@@ -24,21 +24,37 @@ from __future__ import annotations
 import importlib
 import os
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 from triage._config import TriageConfig
 from triage._exceptions import ConfigError
 from triage._types import ASGIApp, Receive, Scope, Send
-from triage.route import Usage
+from triage.classify import Decision
+from triage.route import RoutePlan, Usage
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SpanExporter
 
-    from triage.app._gateway import Routed
+__all__ = ["Routed", "Tracing", "TracingMiddleware", "tracing_enabled"]
 
-__all__ = ["Tracing", "TracingMiddleware", "tracing_enabled"]
+
+class Routed(Protocol):
+    """What a span is made of: the gateway's `Routed` (not imported: the gateway imports this module)."""
+
+    @property
+    def request_id(self) -> str: ...
+    @property
+    def received(self) -> float: ...
+    @property
+    def plan(self) -> RoutePlan | None: ...
+    @property
+    def decision(self) -> Decision | None: ...
+    @property
+    def speculation(self) -> str: ...
+    @property
+    def first_token_at(self) -> float | None: ...
 
 
 def tracing_enabled(env: dict[str, str] | None = None) -> bool:
