@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import contextlib
 import re
+import shutil
 import sqlite3
 import sys
 import tempfile
@@ -146,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
             rows = {"sqlite1": int(conn.execute("SELECT COUNT(*) FROM decisions").fetchone()[0])}
         for name in ("pg1", "pg1c", "pg2"):
             rows[name] = asyncio.run(pg_rows(urls[name]))
+    shutil.rmtree(work, ignore_errors=True)
     print_table({1: low, c: high})
     lost = {name: counts[name] - rows[name] for name in counts}
     print(f"decisions: answered {counts}, in the store {rows}")

@@ -229,9 +229,44 @@ def triage_instance(config: dict[str, object], *, workers: int = 1, env: dict[st
                     args: tuple[str, ...] = (), timeout: float = 90.0) -> Iterator[Instance]:
     """`python -m triage serve` on `config` (a dict, written as YAML), ready when /healthz answers; stopped with
     SIGTERM on exit (then SIGKILL if it lingers)."""
+    with triage_instances(config, 1, workers=workers, env=env, args=args, timeout=timeout) as [instance]:
+        yield instance
+
+
+@contextlib.contextmanager
+def triage_instances(config: dict[str, object], count: int, *, workers: int = 1, env: dict[str, str] | None = None,
+                     args: tuple[str, ...] = (), timeout: float = 90.0) -> Iterator[list[Instance]]:
+    """`count` instances started at once (all spawned before any is waited for)."""
+    with contextlib.ExitStack() as stack:
+        spawned = [stack.enter_context(_spawned(config, workers, env, args)) for _ in range(count)]
+        for instance in spawned:
+            _wait_healthy(instance, timeout)
+        yield spawned
+
+
+def _wait_healthy(instance: Instance, timeout: float) -> None:
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while True:
+        if instance.process.poll() is not None:
+            raise RuntimeError(f"triage serve exited ({instance.process.returncode}):\n{instance.output()[-3000:]}")
+        try:
+            with urllib.request.urlopen(instance.url + "/healthz", timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"triage serve did not answer within {timeout} s:\n{instance.output()[-3000:]}")
+        time.sleep(0.1)
+
+
+@contextlib.contextmanager
+def _spawned(config: dict[str, object], workers: int, env: dict[str, str] | None,
+             args: tuple[str, ...]) -> Iterator[Instance]:
     import signal
     import sys
-    import urllib.request
 
     import yaml
 
@@ -250,19 +285,6 @@ def triage_instance(config: dict[str, object], *, workers: int = 1, env: dict[st
         )
     instance = Instance(f"http://127.0.0.1:{port}", process, log)
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"triage serve exited ({process.returncode}):\n{instance.output()[-3000:]}")
-            try:
-                with urllib.request.urlopen(instance.url + "/healthz", timeout=1) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"triage serve did not answer within {timeout} s:\n{instance.output()[-3000:]}")
-            time.sleep(0.1)
         yield instance
     finally:
         if process.poll() is None:

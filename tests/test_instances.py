@@ -14,6 +14,7 @@ import contextlib
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +25,16 @@ import httpx
 import pytest
 import yaml
 from harness import SimControl, gateway_config
-from servers import PASSWORD, Instance, Postgres, config_dict, running_postgres, store_config, triage_instance
+from servers import (
+    PASSWORD,
+    Instance,
+    Postgres,
+    config_dict,
+    running_postgres,
+    store_config,
+    triage_instance,
+    triage_instances,
+)
 
 from triage._config import StoreConfig
 from triage.app import hash_key
@@ -35,12 +45,14 @@ REVIEWER_H = {"authorization": f"Bearer {REVIEWER}"}
 
 
 def shared_config(sim_url: str, pg_url: str, redis_url: str | None = None, **overrides: Any) -> dict[str, Any]:
+    """Two keys, the store on `pg_url` (head versions unpacked under the test's temporary directory)."""
     keys = [
         {"id": "app", "sha256": hash_key(CLIENT), **overrides.pop("client_limits", {})},
         {"id": "qa", "sha256": hash_key(REVIEWER), "role": "reviewer"},
         {"id": "ops", "sha256": hash_key(ADMIN), "role": "admin"},
     ]
-    extra: dict[str, Any] = {"store": store_config(pg_url), "auth": {"keys": keys}}
+    cache = tempfile.mkdtemp(prefix="triage-test-heads-")
+    extra: dict[str, Any] = {"store": store_config(pg_url, heads_cache=cache), "auth": {"keys": keys}}
     if redis_url is not None:
         extra["redis"] = {"url": redis_url}
     return config_dict(gateway_config(sim_url, **extra, **overrides))
@@ -48,7 +60,8 @@ def shared_config(sim_url: str, pg_url: str, redis_url: str | None = None, **ove
 
 @contextlib.contextmanager
 def two_instances(config: dict[str, Any]) -> Iterator[tuple[Instance, Instance]]:
-    with triage_instance(config) as a, triage_instance(config) as b:
+    """Started at once, on a database neither has seen: both apply the migrations as they start."""
+    with triage_instances(config, 2) as (a, b):
         yield a, b
 
 
@@ -244,7 +257,11 @@ async def test_postgres_restarted_under_traffic_loses_no_decision(
             load = [asyncio.create_task(traffic()) for _ in range(3)]
             await asyncio.sleep(0.5)
             await asyncio.to_thread(own_postgres.stop)
-            await asyncio.sleep(1.5)  # answering all the while, decisions buffered
+            await asyncio.sleep(0.5)  # answering all the while, decisions buffered
+            away = await http.get(a.url + "/v1/stats", headers=REVIEWER_H)
+            assert away.status_code == 503 and away.json()["error"]["type"] == "store_unavailable"
+            assert "retry-after" in away.headers
+            await asyncio.sleep(1.0)
             await asyncio.to_thread(own_postgres.start)
             await asyncio.sleep(0.5)
             stop.set()
