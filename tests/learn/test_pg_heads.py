@@ -46,8 +46,13 @@ def test_install_roll_back_and_history_in_the_database(pg_url: str, tmp_path: Pa
         assert other.current() == "v0001"
         with pytest.raises(LookupError):
             other.set_current("v0042")
+        assert other.anchor() == DEFAULT_VERSION
+        versions.pin_anchor("v0002")
+        assert other.anchor() == "v0002"
+        with pytest.raises(LookupError):
+            other.pin_anchor("v0042")
         actions = [(h["action"], h.get("version")) for h in versions.history()]
-        assert actions == [("install", "v0001"), ("install", "v0002"), ("rollback", "v0001")]
+        assert actions == [("install", "v0001"), ("install", "v0002"), ("rollback", "v0001"), ("anchor", "v0002")]
     finally:
         versions.close()
         other.close()

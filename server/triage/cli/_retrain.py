@@ -1,5 +1,6 @@
-"""`triage retrain` and `triage rollback`: refit the local classifier's head on the reviewers' corrections and
-install it if the guard accepts it (see `triage.learn._retrain`); put an earlier version back.
+"""`triage retrain`, `triage rollback` and `triage anchor`: refit the local classifier's head on the reviewers'
+corrections and install it if the guard accepts it (see `triage.learn._retrain`); put an earlier version back; pin
+the version every candidate is judged against.
 
 `--force` installs a refused candidate anyway (with a warning).
 """
@@ -16,7 +17,7 @@ from triage._config import load_config
 from triage.learn import HeadStore, HeadVersions, LabeledText, base_data, default_trainer, head_store, open_store
 from triage.learn._retrain import Scores, retrain
 
-__all__ = ["configure_retrain", "configure_rollback", "run_retrain", "run_rollback"]
+__all__ = ["configure_anchor", "configure_retrain", "configure_rollback", "run_anchor", "run_retrain", "run_rollback"]
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -85,8 +86,8 @@ def _retrain(args: argparse.Namespace, versions: HeadStore) -> int:
     print(f"base examples: {report.base_examples}; corrections: {report.corrections_train} to train on, "
           f"{report.corrections_holdout} held out")
     print(f"shipped set    old ({report.previous}): {_fmt(report.old_shipped)}")
-    if report.control_shipped is not None:
-        print(f"               base data alone: {_fmt(report.control_shipped)} (the guard's reference)")
+    if report.reference_shipped is not None:
+        print(f"               {report.reference}: {_fmt(report.reference_shipped)} (the guard's reference)")
     print(f"               new: {_fmt(report.new_shipped)}")
     print(f"held-out corr. old: {_fmt(report.old_holdout)}")
     print(f"               new: {_fmt(report.new_holdout)}")
@@ -124,4 +125,30 @@ def _rollback(args: argparse.Namespace, versions: HeadStore) -> int:
         print(f"triage rollback: {exc}", file=sys.stderr)
         return 1
     print(f"{before} -> {after}; running servers load it within a second (or POST /v1/admin/reload)")
+    return 0
+
+
+def configure_anchor(parser: argparse.ArgumentParser) -> None:
+    _common(parser)
+    parser.add_argument("version", nargs="?", help="the version to pin (`default`: the shipped head); none: show it")
+
+
+def run_anchor(args: argparse.Namespace) -> int:
+    versions = _versions(args)
+    try:
+        return _anchor(args, versions)
+    finally:
+        versions.close()
+
+
+def _anchor(args: argparse.Namespace, versions: HeadStore) -> int:
+    if args.version is None:
+        print(versions.anchor())
+        return 0
+    try:
+        versions.pin_anchor(args.version)
+    except LookupError as exc:
+        print(f"triage anchor: {exc}", file=sys.stderr)
+        return 1
+    print(f"retraining now judges every candidate against {args.version}")
     return 0

@@ -6,6 +6,7 @@ On disk (by default `heads/` beside the store's file):
       v0001/  head files (whatever `Head.save` writes) + meta.json (when, from what, the evaluation)
       v0002/
       current             the version in service: "v0002", or "default" for the configured/shipped head
+      anchor              the version every retrained candidate is judged against (absent: "default")
       history.jsonl       one line per install, rollback and refused candidate
 
 `current` is replaced atomically (write a temporary file, fsync, rename), so a reader sees the old name or the
@@ -55,6 +56,7 @@ logger = logging.getLogger("triage.heads")
 
 DEFAULT_VERSION = "default"
 _POINTER = "current"
+_ANCHOR = "anchor"
 _VERSION = re.compile(r"^v(\d{4,})$")
 
 
@@ -82,6 +84,12 @@ class HeadStore(Protocol):
         ...
 
     def current(self) -> str: ...
+
+    def anchor(self) -> str:
+        """The version retraining judges every candidate against (`default` unless pinned)."""
+        ...
+
+    def pin_anchor(self, name: str) -> None: ...
 
     def path_of(self, name: str) -> Path | None:
         """A local directory holding version `name`'s files; None for the default head."""
@@ -144,6 +152,21 @@ class HeadVersions:
             return DEFAULT_VERSION
         return name or DEFAULT_VERSION
 
+    def anchor(self) -> str:
+        """The version retraining judges every candidate against: an admin's pinned one, else the default head."""
+        try:
+            name = (self.root / _ANCHOR).read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            return DEFAULT_VERSION
+        return name or DEFAULT_VERSION
+
+    def pin_anchor(self, name: str) -> None:
+        """Make `name` the anchor (an admin vouches for it); `default` unpins."""
+        if name != DEFAULT_VERSION and name not in self.versions():
+            raise LookupError(f"no version {name!r} in {self.root}")
+        self._write_atomically(_ANCHOR, name)
+        self.log("anchor", version=name)
+
     def path_of(self, name: str) -> Path | None:
         """The directory of version `name`; None for the default head."""
         if name == DEFAULT_VERSION:
@@ -202,13 +225,17 @@ class HeadVersions:
 
     def set_current(self, name: str) -> None:
         self.path_of(name)  # validates
+        self._write_atomically(_POINTER, name)
+
+    def _write_atomically(self, file: str, name: str) -> None:
+        """Replace `file` with `name`: a reader sees the old content or the new, never half (write, fsync, rename)."""
         self.root.mkdir(parents=True, exist_ok=True)
-        tmp = self.root / f".{_POINTER}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+        tmp = self.root / f".{file}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
         with open(tmp, "w", encoding="utf-8") as f:
             f.write(name + "\n")
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, self.pointer)
+        os.replace(tmp, self.root / file)
         # The rename itself is durable only once the directory is synced.
         fd = os.open(self.root, os.O_RDONLY)
         try:

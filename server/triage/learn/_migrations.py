@@ -90,6 +90,13 @@ CREATE TABLE triage_head_history (
     fields JSONB NOT NULL
 );
 """),
+    Migration(2, "the head version retraining is judged against", """
+CREATE TABLE triage_head_anchor (
+    id BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (id),
+    version TEXT NOT NULL,
+    changed_at DOUBLE PRECISION NOT NULL
+);
+"""),
 )
 
 _BOOKKEEPING = """

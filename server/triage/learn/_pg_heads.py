@@ -3,6 +3,7 @@
     triage_head_versions   number, artifact (a tar of the version's files), meta, installed_at
     triage_head_current    the one row naming the version in service
     triage_head_history    install, rollback and refused candidates, as `history.jsonl` holds them on one host
+    triage_head_anchor     the version retraining judges candidates against (absent: the default head)
 
 An install or a change of the version in service commits with `pg_notify('triage_heads', version)`: each server
 LISTENs (one connection per process, re-opened if it drops) and reloads at once; its poll once a second stays as
@@ -131,6 +132,29 @@ class DatabaseHeads:
             return name or DEFAULT_VERSION
 
         return self._call(current)
+
+    def anchor(self) -> str:
+        async def anchor(conn: asyncpg.Connection) -> str:
+            name: str | None = await conn.fetchval("SELECT version FROM triage_head_anchor")
+            return name or DEFAULT_VERSION
+
+        return self._call(anchor)
+
+    def pin_anchor(self, name: str) -> None:
+        async def pin(conn: asyncpg.Connection) -> None:
+            async with conn.transaction():
+                if name != DEFAULT_VERSION and (not _VERSION.match(name) or not await conn.fetchval(
+                    "SELECT EXISTS (SELECT 1 FROM triage_head_versions WHERE number = $1)", int(name[1:])
+                )):
+                    raise LookupError(f"no version {name!r} in {self.location}")
+                await conn.execute(
+                    "INSERT INTO triage_head_anchor (id, version, changed_at) VALUES (TRUE, $1, $2)"
+                    " ON CONFLICT (id) DO UPDATE SET version = EXCLUDED.version, changed_at = EXCLUDED.changed_at",
+                    name, time.time(),
+                )
+                await _log(conn, "anchor", {"version": name})
+
+        self._call(pin)
 
     def versions(self) -> list[str]:
         async def versions(conn: asyncpg.Connection) -> list[str]:
