@@ -7,8 +7,9 @@ import asyncio
 import time
 from pathlib import Path
 
+import asyncpg
 import pytest
-from servers import store_config
+from servers import PASSWORD, store_config
 
 from triage._config import StoreConfig
 from triage.learn import DEFAULT_VERSION, HeadReloader
@@ -71,6 +72,19 @@ def test_concurrent_installs_take_distinct_numbers(pg_url: str, tmp_path: Path) 
             s.close()
 
 
+async def listening(pg_url: str, within: float = 10.0) -> None:
+    """Until the reloader's LISTEN connection is up (its last statement, as PostgreSQL reports it)."""
+    conn = await asyncpg.connect(pg_url, password=PASSWORD)
+    try:
+        deadline = time.monotonic() + within
+        while not await conn.fetchval("SELECT COUNT(*) FROM pg_stat_activity WHERE query LIKE 'LISTEN%'"
+                                         " AND datname = current_database()"):
+            assert time.monotonic() < deadline, "no LISTEN connection"
+            await asyncio.sleep(0.02)
+    finally:
+        await conn.close()
+
+
 async def test_notify_wakes_the_reloader_at_once(pg_url: str, tmp_path: Path) -> None:
     served: list[str] = []
     versions = heads(pg_url, tmp_path / "server")
@@ -80,7 +94,7 @@ async def test_notify_wakes_the_reloader_at_once(pg_url: str, tmp_path: Path) ->
     await reloader.start()
     installer = heads(pg_url, tmp_path / "installer")
     try:
-        await asyncio.sleep(0.2)  # the LISTEN connection is up
+        await listening(pg_url)
         started = time.monotonic()
         await asyncio.to_thread(stage, installer, "new")
         while reloader.loaded != "v0001":
