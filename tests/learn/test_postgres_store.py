@@ -209,16 +209,44 @@ def test_a_password_in_the_url_is_refused() -> None:
     assert "hunter2" not in str(caught.value)
 
 
-def test_serve_exits_naming_the_setting_when_the_password_is_wrong(pg_url: str, tmp_path: Path) -> None:
+def config_file(tmp_path: Path, store: dict[str, Any]) -> Path:
     path = tmp_path / "triage.yaml"
     config = yaml.safe_load((Path(__file__).parents[2] / "server/triage/data/triage.default.yaml").read_text())
-    config["store"] = store_config(pg_url)
+    config["store"] = store
     path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_serve_exits_naming_the_setting_when_the_password_is_wrong(pg_url: str, tmp_path: Path) -> None:
+    path = config_file(tmp_path, store_config(pg_url))
     proc = triage_cli("serve", "--config", str(path), "--port", "0", env={PASSWORD_ENV: "Wr0ng-pw-never-shown"})
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 2, (out, err)
     assert "store.url" in err and PASSWORD_ENV in err
     assert "Wr0ng-pw-never-shown" not in out + err and "Traceback" not in err
+
+
+def test_serve_exits_naming_the_setting_when_the_database_is_unreachable(tmp_path: Path) -> None:
+    path = config_file(tmp_path, {"url": "postgresql://triage@127.0.0.1:9/triage", "pool": {"connect": 1}})
+    proc = triage_cli("serve", "--config", str(path), "--port", "0")
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 3, (out, err)
+    assert "store.url: cannot reach PostgreSQL at 127.0.0.1:9/triage" in err and "Traceback" not in err
+
+
+def test_export_command_reads_the_shared_database(pg_url: str, tmp_path: Path) -> None:
+    async def fill() -> None:
+        async with open_store(pg_config(pg_url)) as store:
+            store.submit(make_record("req_x1"))
+            await store.flush()
+            await store.add_correction("req_x1", "reasoning")
+
+    asyncio.run(fill())
+    out = tmp_path / "export.jsonl"
+    proc = triage_cli("export", "--config", str(config_file(tmp_path, store_config(pg_url))), "--out", str(out))
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert [json.loads(line)["type"] for line in out.read_text().splitlines()] == ["decision", "correction"]
 
 
 # -- an outage: PostgreSQL restarted under load ----------------------------------------------------------------
