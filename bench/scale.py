@@ -60,7 +60,7 @@ def write_config(sim_url: str, workdir: Path, store: dict[str, Any]) -> Path:
 
     config = gateway_config(sim_url, store=store)
     path = workdir / "triage.yaml"
-    path.write_text(yaml.safe_dump(config.model_dump(mode="json", exclude_defaults=True)))
+    path.write_text(yaml.safe_dump(config.model_dump(mode="json", exclude_defaults=True), sort_keys=False))
     return path
 
 

@@ -272,7 +272,7 @@ def _spawned(config: dict[str, object], workers: int, env: dict[str, str] | None
 
     root = Path(tempfile.mkdtemp(prefix="triage-instance-"))
     path = root / "triage.yaml"
-    path.write_text(yaml.safe_dump(config))
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
     port = free_port()
     log = root / "serve.log"
     server = str(Path(__file__).resolve().parents[1] / "server")

@@ -153,7 +153,7 @@ async def test_a_new_version_and_a_rollback_are_served_by_both_within_a_second(
             assert took < 1.0
             # `triage rollback` on the command line, as an operator would.
             path = tmp_path / "triage.yaml"
-            path.write_text(yaml.safe_dump(config))
+            path.write_text(yaml.safe_dump(config, sort_keys=False))
             done = await asyncio.to_thread(
                 subprocess.run, [sys.executable, "-m", "triage", "rollback", "--config", str(path)],
                 capture_output=True, text=True, timeout=60,

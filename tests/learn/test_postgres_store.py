@@ -154,7 +154,7 @@ def test_two_processes_upgrading_at_once(pg_url: str, tmp_path: Path) -> None:
     path = tmp_path / "triage.yaml"
     config = yaml.safe_load((Path(__file__).parents[2] / "server/triage/data/triage.default.yaml").read_text())
     config["store"] = store_config(pg_url)
-    path.write_text(yaml.safe_dump(config))
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
     procs = [triage_cli("db", "upgrade", "--config", str(path)) for _ in range(2)]
     outs = [p.communicate(timeout=60) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
@@ -213,7 +213,7 @@ def config_file(tmp_path: Path, store: dict[str, Any]) -> Path:
     path = tmp_path / "triage.yaml"
     config = yaml.safe_load((Path(__file__).parents[2] / "server/triage/data/triage.default.yaml").read_text())
     config["store"] = store
-    path.write_text(yaml.safe_dump(config))
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
 
 
