@@ -85,7 +85,7 @@ class Shared:
         url = config.url.replace("valkey", "redis", 1) if config.url.startswith("valkey") else config.url
         self._client = aioredis.Redis.from_url(
             url, password=password.get_secret_value() if password is not None else None,
-            socket_timeout=config.timeout, socket_connect_timeout=config.timeout, retry_on_timeout=False,
+            socket_timeout=config.timeout, socket_connect_timeout=config.timeout,
             retry=None, health_check_interval=0, decode_responses=False,
         )
         self._bucket = self._client.register_script(_TOKEN_BUCKET)
