@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nout-of-source temperature {loso.temperature:.3f}; bars {bars}")
     print_source_table(m["per_source"])
     cheap = cheapest_category(config)
-    bound_bar, bound_under, _ = choose_threshold(loso.routed, cheap, 0.03)
+    bound_bar, _, _ = choose_threshold(loso.routed, cheap, 0.03)
     at_bound = route_metrics(loso.routed, config, bars_of(config, cheap_bar=bound_bar), per_source=False)
 
     shipped = LocalClassifier.load(categories=config.categories)

@@ -23,8 +23,8 @@ import unicodedata
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _mirror import Mirrors  # noqa: E402
-from sources import HOWTO_LOOKUP, HOWTO_Q, SOURCES, Source  # noqa: E402
+from _mirror import Mirrors
+from sources import HOWTO_LOOKUP, HOWTO_Q, SOURCES, Source
 
 LABELS = ("simple", "reasoning", "tool_use")
 MIN_WORDS = 3
@@ -141,8 +141,8 @@ def write_sources_md(path: str, table: list[tuple[Source, collections.Counter]])
                     f"| {src.license} | [{src.repo}](https://github.com/{src.repo})@`{src.commit[:12]}` |\n")
 
 
-COLS = ("read", "dropped_intent", "length", "howto_simple", "label_conflict", "dup_within", "dup_dev", "dup_cross", "over_cap",
-        "simple", "reasoning", "tool_use", "kept", "origs")
+COLS = ("read", "dropped_intent", "length", "howto_simple", "label_conflict", "dup_within", "dup_dev", "dup_cross",
+        "over_cap", "simple", "reasoning", "tool_use", "kept", "origs")
 HEAD = ("read", "drop_int", "length", "how2simp", "conflict", "dup_in", "dup_dev", "dup_x", "over_cap",
         "simple", "reason", "tool", "kept", "origs")
 

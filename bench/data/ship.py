@@ -1,7 +1,8 @@
 """Train the head Triage ships (`server/triage/data/head.npz`) from the development set, the public sources that
 `build.py` gathers, and the project's own exemplars, with the recipe `bench/quality.py` measures.
 
-    python3 bench/data/build.py --mirrors /work/.mirror --out bench/data/build/routing.jsonl --dev ../shared/data/dev.jsonl
+    python3 bench/data/build.py --mirrors /work/.mirror --out bench/data/build/routing.jsonl \
+        --dev ../shared/data/dev.jsonl
     .venv/bin/python bench/data/ship.py            # writes server/triage/data/head.npz
 
 Only weights ship (hashed n-gram and embedding weights, prototypes that average many requests): no text of the

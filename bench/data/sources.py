@@ -22,8 +22,8 @@ import io
 import json
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator
 
 from _mirror import Mirrors
 
@@ -41,7 +41,7 @@ class Source:
     license_quote: str  # the line of the repo's LICENSE/README that states it
     attribution: str
     paths: tuple[str, ...]  # files (or folders, ending in "/") the reader opens
-    read: Callable[["Source", Mirrors], Iterable[Item]]
+    read: Callable[[Source, Mirrors], Iterable[Item]]
     mapping: dict[str, tuple[str | None, str]]
     what: str  # one line for the README table
     train: bool = True  # False: license allows evaluation only (non-commercial, no license, ...)
@@ -321,7 +321,8 @@ _ACID_T = {  # the user's own policy/bill/claim, or an action on it
     "INFO_GET_A_QUOTE_RENTERS": "runs a quote", "INFO_GET_A_QUOTE_RENTERS_PURCHASE": "buys a policy",
     "INFO_AST_PURCHASE": "buys a quoted policy", "INFO_HANDLING_FEE_REMOVE": "waives a fee on the account",
     "INFO_INS_CARD_PROOF": "the user's insurance card", "INFO_INS_CARD_SEND": "sends the user's card",
-    "INFO_LETTER_OF_EXPERIENCE": "issues a letter for the user", "INFO_LIFE_BENEFICIARY_CHANGE": "changes a beneficiary",
+    "INFO_LETTER_OF_EXPERIENCE": "issues a letter for the user",
+    "INFO_LIFE_BENEFICIARY_CHANGE": "changes a beneficiary",
     "INFO_LIFE_POLICY_AMT_DUE": "the user's balance", "INFO_LIFE_POLICY_AUTO_PYMT": "sets up autopay",
     "INFO_LIFE_POLICY_CANCEL": "cancels a policy", "INFO_MORTGAGE_CO_POI": "verifies a customer's coverage",
     "INFO_PAPERLESS_DOCS_STOP": "switches the account back to paper", "INFO_POLICY_DOC_NEEDED": "the user's documents",
@@ -858,7 +859,8 @@ SOURCES: list[Source] = [
     Source(
         name="opentriviaqa", repo="uberspot/OpenTriviaQA", commit="dd31530bfbb19f9505b160b89c9df4b1127e3c70",
         license="CC BY-SA 4.0",
-        license_quote="This work is licensed under the Creative Commons Attribution-ShareAlike 4.0 International License.",
+        license_quote=("This work is licensed under the Creative Commons Attribution-ShareAlike 4.0 International "
+                       "License."),
         attribution="OpenTriviaQA, uberspot and contributors",
         paths=("categories/",),
         read=read_opentriviaqa, mapping={"*": (S, "short general-knowledge trivia questions")}, cap=1200,
@@ -953,7 +955,8 @@ SOURCES: list[Source] = [
         read=read_hotpot, cap=1000,
         mapping={"bridge": (R, "multi-hop: a fact about an entity found through another fact"),
                  "comparison": (R, "compares two entities' facts")},
-        what="multi-hop Wikipedia questions, bridge and comparison (dev; the untyped test split holds single-hop-looking items)",
+        what=("multi-hop Wikipedia questions, bridge and comparison (dev; the untyped test split holds "
+              "single-hop-looking items)"),
     ),
     Source(
         name="ar_lsat", repo="zhongwanjun/AR-LSAT", commit="41f78ca7be3e24602b694b9d6b78105fc0c8bfc6",

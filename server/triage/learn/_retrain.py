@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from triage.classify._evaluation import macro_f1
-from triage.learn._heads import DEFAULT_VERSION, HeadVersions
+from triage.learn._heads import DEFAULT_VERSION, HeadStore
 from triage.learn._store import LabeledText
 from triage.learn._trainer import BaseData, Trainer
 
@@ -92,7 +92,7 @@ def retrain(
     trainer: Trainer,
     base: BaseData,
     corrections: Sequence[LabeledText],
-    versions: HeadVersions,
+    versions: HeadStore,
     *,
     categories: Sequence[str],
     weight: float = 3.0,
