@@ -53,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dev", type=Path, default=DEV)
     parser.add_argument("--built", type=Path, default=BUILT)
     parser.add_argument("--sources", type=int, default=0, help="only the N largest sources (0: all)")
+    parser.add_argument("--dump", type=Path, help="write each request's out-of-source decision here (JSONL)")
     args = parser.parse_args(argv)
     for path in (args.dev, args.built):
         if not path.exists():
@@ -75,6 +76,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     bars = bars_of(config)
     m = route_metrics(loso.routed, config, bars)
+    if args.dump:
+        with args.dump.open("w", encoding="utf-8") as file:
+            for row, r in zip(data, loso.routed, strict=True):
+                file.write(json.dumps({"text": row["text"], "label": r.label, "source": r.source,
+                                       "predicted": r.category, "confidence": round(r.confidence, 4)}) + "\n")
     print(f"\nout-of-source temperature {loso.temperature:.3f}; bars {bars}")
     print_source_table(m["per_source"])
     cheap = cheapest_category(config)
