@@ -71,7 +71,8 @@ def curve(args: argparse.Namespace, data: list[dict[str, Any]], source: str, enc
     cut = int(len(items) * 0.8)
     traffic, remainder = items[:cut], items[cut:]
     others = [r for r in data if r["split"] == "test"]
-    memory = CorrectionMemory(similarity=config.classifier.memory_similarity, size=config.classifier.memory_size)
+    similarity = args.similarity if args.similarity is not None else config.classifier.memory_similarity
+    memory = CorrectionMemory(similarity=similarity, size=config.classifier.memory_size)
     trainer = HeadTrainer(config, prior=head)
     base = base_data()
 
@@ -111,14 +112,18 @@ def curve(args: argparse.Namespace, data: list[dict[str, Any]], source: str, enc
                     current = classifier(trainer.load(versions.path_of(versions.current())))
             if len(corrections) in CHECKPOINTS:
                 points.append({"corrections": len(corrections), "accuracy": accuracy(current, remainder)})
+        if points[-1]["corrections"] != len(corrections):  # the traffic ran out of misroutes before the budget
+            points.append({"corrections": len(corrections), "accuracy": accuracy(current, remainder)})
         others_end = accuracy(current, others)
     start = points[0]["accuracy"]
     at = {p["corrections"]: p["accuracy"] for p in points}
     by_50 = max((a for c, a in at.items() if c <= 50), default=start)
+    # Within 100 corrections: the last point at or under 100 (a source may run out of misroutes sooner).
+    by_100 = max(((c, a) for c, a in at.items() if c <= 100), default=(0, start))[1]
     return {
         "source": source, "traffic": len(traffic), "remainder": len(remainder), "start_fit_s": round(fit_s, 1),
         "curve": points, "corrections": len(corrections), "gain_50": round((by_50 - start) * 100, 1),
-        "accuracy_100": at.get(100), "others_start": round(others_start, 4), "others_end": round(others_end, 4),
+        "accuracy_100": by_100, "others_start": round(others_start, 4), "others_end": round(others_end, 4),
         "retrain_s_max": max(retrain_s) if retrain_s else None, "refused": refused,
     }
 
@@ -129,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--every", type=int, default=25, help="retrain after this many new corrections")
     parser.add_argument("--budget", type=int, default=100, help="stop after this many corrections")
     parser.add_argument("--weight", type=float, default=10.0, help="a correction's weight against an exemplar")
+    parser.add_argument("--similarity", type=float, help="the correction memory's bar (default: the config's)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     for path in (DEV, BUILT):
@@ -144,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     for r in results:
         at = {p["corrections"]: p["accuracy"] for p in r["curve"]}
         cells = "".join(f"{at[c]:>7.3f}" if c in at else f"{'-':>7}" for c in CHECKPOINTS)
+        if r["corrections"] not in CHECKPOINTS:
+            cells += f"  (ran out of misroutes at {r['corrections']}: {at[r['corrections']]:.3f})"
         retrain = f"{r['retrain_s_max']:.2f}" if r["retrain_s_max"] is not None else "-"
         print(f"{r['source']:<20}{cells}   {r['others_start']:.3f}->{r['others_end']:.3f}{retrain:>10}")
     gains = [r["gain_50"] for r in results]
