@@ -23,7 +23,13 @@ def dumps(data: Any) -> bytes:
     try:
         return orjson.dumps(data)
     except TypeError:  # what json writes and orjson refuses: integers beyond 64 bits, keys that are not strings
-        return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+        text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        # A lone surrogate (json.loads keeps one from an escape like "\ud800"): UTF-8 cannot carry it, an ASCII
+        # escape can. Before, it raised here, mid-stream.
+        return json.dumps(data, separators=(",", ":")).encode()
 
 
 def loads(data: bytes) -> Any:
