@@ -1,5 +1,5 @@
 """A model's streamed answer: the provider's SSE bytes decoded into chunk dicts, batched by network read, with the
-idle and total timeouts enforced between batches."""
+idle (aiohttp's `sock_read`) and total timeouts enforced."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import aiohttp
 
 from triage._exceptions import UpstreamError, UpstreamProtocolError, UpstreamTimeout
 from triage._json import loads
-from triage.upstream._errors import mapped_errors
+from triage.upstream._errors import mapped_error
 from triage.upstream._sse import SSEDecoder, SSEEvent
 
 __all__ = ["Chunk", "ModelStream", "decode_batches", "has_token"]
@@ -105,21 +105,27 @@ class ModelStream:
 
     async def batches(self) -> AsyncIterator[list[Chunk]]:
         """The chunks in the order they came, each batch what one network read brought (the first: all read up
-        to the first token)."""
+        to the first token).
+
+        The idle timeout is aiohttp's `sock_read` (the session's, set to `idle`: it re-arms on every read the
+        socket makes anyway); the total is checked as each batch arrives. An `asyncio.timeout` per batch did both
+        exactly, at the cost of a timer set and cancelled per upstream read of every answer (issue 18)."""
         if self.head:
             yield self.head
+        batches = self._batches
+        deadline = self._deadline
         while True:
-            wait = min(self._idle, self._deadline - time.monotonic())
-            with mapped_errors(self.model):
-                try:
-                    async with asyncio.timeout(max(wait, 0)):
-                        batch = await anext(self._batches)
-                except StopAsyncIteration:
-                    return
-                except TimeoutError:
-                    raise UpstreamTimeout(
-                        f"model {self.model!r} sent nothing for {wait:.1f}s mid-stream", model=self.model
-                    ) from None
+            try:
+                batch = await anext(batches)
+            except StopAsyncIteration:
+                return
+            except Exception as exc:
+                error = mapped_error(exc, self.model)
+                if error is exc:
+                    raise
+                raise error from exc
+            if time.monotonic() > deadline:
+                raise UpstreamTimeout(f"model {self.model!r} did not finish within its total timeout", model=self.model)
             yield batch
 
     async def aclose(self) -> None:
