@@ -35,6 +35,8 @@ def dumps(data: Any) -> bytes:
 def loads(data: bytes) -> Any:
     """JSON from bytes, as `json.loads` reads it."""
     try:
-        return jiter.from_json(data, cache_mode="keys")
+        # "all" (jiter's default) caches short string values too (its cache is fixed-size, bounded): chunks repeat
+        # their ids, object and model names, so a chunk parses in ~0.7x the time of caching keys only (issue 18).
+        return jiter.from_json(data, cache_mode="all")
     except ValueError:  # json takes lone surrogate escapes and deeper nesting; else it raises its own error
         return json.loads(data)

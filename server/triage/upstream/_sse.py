@@ -7,13 +7,14 @@ Only what OpenAI-compatible providers send matters here: `data:` lines (joined w
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = ["SSEDecoder", "SSEEvent"]
 
 
-@dataclass(frozen=True, slots=True)
-class SSEEvent:
+class SSEEvent(NamedTuple):
+    """One event (a tuple: made for every chunk of every answer, at a third of a frozen dataclass's cost)."""
+
     data: bytes
     event: str | None = None
 
