@@ -33,7 +33,11 @@ from starlette.responses import Response
 
 from triage._types import Receive, Scope, Send
 
-__all__ = ["EventStream"]
+__all__ = ["RAW_SEND", "EventStream"]
+
+# A scope key: the server's own `send`, which a serving process may hand the stream for the events after the
+# response start, past the framework's send wrappers (they only watch for the start). See app/_serving.py.
+RAW_SEND = "triage.raw_send"
 
 logger = logging.getLogger("triage.stream")
 
@@ -77,19 +81,19 @@ class EventStream(Response):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         task = asyncio.current_task()
         assert task is not None
-        stream = _Streaming(task, send, self._ping, self._send_timeout)
+        stream = _Streaming(task, scope.get(RAW_SEND) or send, self._ping, self._send_timeout)
         body = aiter(self.body_iterator)
         listener: asyncio.Future[Any] | None = None
         try:
             first = await anext(body, None)
             await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+            stream.arm()  # the first send is bounded too
             if first is not None:
                 await stream.send(first)
             if self.after_first_event is not None:
                 self.after_first_event()
-            listener = asyncio.ensure_future(receive())
+            listener = asyncio.ensure_future(receive())  # after the first event: nothing ahead of it that need not be
             listener.add_done_callback(stream.disconnected)
-            stream.arm()
             async for data in body:
                 await stream.send(data)
             await stream.end()
