@@ -142,3 +142,16 @@ async def test_a_cancellation_that_is_not_ours_propagates() -> None:
     else:
         raise AssertionError("the server's cancellation was swallowed")
     assert closed == ["closed", "background"]
+
+
+async def test_the_last_send_is_bounded_too() -> None:
+    """A client that stops reading just as the answer ends: the closing send waits no longer than send_timeout."""
+    client, closed = Client(), []
+
+    async def body() -> AsyncIterator[bytes]:
+        yield b"event: a\n\n"
+        client.stuck.set()  # from the next send on (the closing one), nothing drains
+
+    task = asyncio.ensure_future(response(body(), send_timeout=0.2, closed=closed)(SCOPE, client.receive, client.send))
+    await asyncio.wait_for(task, 2)
+    assert client.bodies == [b"event: a\n\n"] and closed == ["background"]

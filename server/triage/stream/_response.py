@@ -122,7 +122,7 @@ class EventStream(Response):
 class _Streaming:
     """One stream's sends, its keep-alive timer, and why it was stopped, if it was."""
 
-    __slots__ = ("_busy_since", "_ended", "_last", "_loop", "_ping", "_ping_since", "_pinger", "_send",
+    __slots__ = ("_busy_since", "_ended", "_final", "_last", "_loop", "_ping", "_ping_since", "_pinger", "_send",
                  "_send_timeout", "_task", "_tick", "_timer", "reason")
 
     def __init__(self, task: asyncio.Task[Any], send: Send, ping: float, send_timeout: float) -> None:
@@ -137,7 +137,8 @@ class _Streaming:
         self._last = self._loop.time()  # when the last send ended
         self._busy_since: float | None = None  # when the event's send in progress began
         self._ping_since: float | None = None  # when the ping's send in progress began
-        self._ended = False
+        self._final = False  # the last message is on its way: no more pings
+        self._ended = False  # the stream is over: nothing to watch
         self.reason: str | None = None  # "disconnect" | "send_timeout": why the stream was cancelled
 
     async def send(self, data: bytes) -> None:
@@ -148,12 +149,13 @@ class _Streaming:
         self._last = loop.time()
 
     async def end(self) -> None:
-        self._ended = True
+        self._final = True
         if self._pinger is not None and not self._pinger.done():
             await self._pinger  # the response's last message must be its last
-        self._busy_since = self._loop.time()
+        self._busy_since = self._loop.time()  # still bounded: the watchdog runs until the stream is over
         await self._send({"type": "http.response.body", "body": b"", "more_body": False})
         self._busy_since = None
+        self._ended = True
 
     def arm(self) -> None:
         self._timer = self._loop.call_later(self._tick, self._check)
@@ -186,12 +188,12 @@ class _Streaming:
         if busy and now - min(busy) >= self._send_timeout:
             self._stop("send_timeout")
             return
-        if not busy and now - self._last >= self._ping:
+        if not busy and not self._final and now - self._last >= self._ping:
             self._pinger = asyncio.ensure_future(self._send_ping())
         self._timer = self._loop.call_later(self._tick, self._check)
 
     async def _send_ping(self) -> None:
-        if self._ended:
+        if self._final:
             return
         self._ping_since = self._loop.time()
         await self._send({"type": "http.response.body", "body": _PING, "more_body": True})
