@@ -10,7 +10,7 @@ LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON
 	-DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
 endif
 
-.PHONY: demo serve test bench
+.PHONY: demo serve test bench services
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -26,13 +26,20 @@ $(VENV)/.installed: pyproject.toml
 /usr/bin/chromium:
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 
+# Debian's PostgreSQL server and Redis for the shared-store and shared-limit tests: the fixtures start their own
+# servers on loopback in a temporary directory (tests/servers.py); the packages' own services are not used.
+services:
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || ! command -v redis-server >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql redis-server >/dev/null; \
+	fi
+
 demo: $(VENV)/.installed
 	$(VENV)/bin/triage demo
 
 serve: $(VENV)/.installed
 	$(VENV)/bin/triage serve $(if $(CONFIG),--config $(CONFIG))
 
-test: $(VENV)/.installed /usr/bin/chromium
+test: $(VENV)/.installed /usr/bin/chromium services
 	$(VENV)/bin/pytest -q
 
 bench: $(VENV)/.installed

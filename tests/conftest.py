@@ -8,6 +8,7 @@ import httpx
 import openai
 import pytest
 from harness import SimControl, gateway_config, run_triage
+from servers import Postgres, Redis, running_postgres, running_redis
 
 from triage.sim import BackgroundServer, create_sim_app
 
@@ -67,3 +68,35 @@ async def sim_client(sim_server: BackgroundServer) -> AsyncIterator[openai.Async
         base_url=sim_server.url + "/v1", api_key="not-needed", max_retries=0, http_client=http_client
     ) as client:
         yield client
+
+
+# --- real PostgreSQL and Redis (tests/servers.py), for the shared store and limits ------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    """One PostgreSQL cluster for the session, on loopback in a temporary directory. Use `pg_url` in tests."""
+    with running_postgres() as server:
+        yield server
+
+
+@pytest.fixture
+def pg_url(postgres: Postgres) -> str:
+    """The URL (password included: tests only) of a new empty database for this test."""
+    return postgres.create_database()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[Redis]:
+    with running_redis() as server:
+        yield server
+
+
+@pytest.fixture
+def redis_url(redis_server: Redis) -> str:
+    """The session's Redis, emptied for this test."""
+    import redis as redis_py
+
+    with redis_py.Redis.from_url(redis_server.url) as r:
+        r.flushall()
+    return redis_server.url

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
@@ -24,7 +25,9 @@ __all__ = [
     "KeyConfig",
     "LLMClassifierConfig",
     "ModelConfig",
+    "PoolConfig",
     "ProviderConfig",
+    "RedisConfig",
     "RouteConfig",
     "ServerConfig",
     "SpeculationConfig",
@@ -98,9 +101,28 @@ class ClassifierConfig(_Strict):
     # rules -> local head -> (with `llm` set, for the unsure) LLM classifier.
     kind: Literal["rules", "local", "cascade"] = "cascade"
     threshold: float = Field(0.5, ge=0, le=1, description="below this confidence, route to the strongest model")
+    # Per-category bars over `threshold`. A decision for the cheap route is the costly one to get wrong (a hard
+    # request answered by the weak model), so it can be held to a higher bar than one that sends a request up:
+    # `triage calibrate` sets the cheap route's bar from the under-routing bound.
+    thresholds: dict[str, float] = Field(default_factory=dict, description="category -> its own confidence bar")
     context_turns: int = Field(2, ge=0, le=16)
     head: str | None = Field(None, description="path of a trained head; None: the shipped default")
     llm: LLMClassifierConfig | None = None
+    # Reviewers' corrections that act at once on near-duplicates (cosine >= memory_similarity), before a retrain.
+    memory_similarity: float = Field(0.92, gt=0, le=1)
+    memory_size: int = Field(10_000, ge=0, description="corrections kept in memory; 0: off")
+
+    @field_validator("thresholds")
+    @classmethod
+    def _bars_are_probabilities(cls, thresholds: dict[str, float]) -> dict[str, float]:
+        for category, bar in thresholds.items():
+            if not 0.0 <= bar <= 1.0:
+                raise ValueError(f"thresholds.{category}: {bar} is not between 0 and 1")
+        return thresholds
+
+    def threshold_for(self, category: str) -> float:
+        """The confidence a local decision for `category` needs; below it the request goes to the strongest model."""
+        return self.thresholds.get(category, self.threshold)
 
 
 class SpeculationConfig(_Strict):
@@ -109,11 +131,95 @@ class SpeculationConfig(_Strict):
     max_prompt_tokens: int = Field(4000, ge=0, description="`auto` skips prompts longer than this")
 
 
+class PoolConfig(_Strict):
+    """The PostgreSQL connection pool. Seconds: `connect` bounds opening a connection, `command` one statement,
+    `acquire` the wait for a free connection."""
+
+    min_size: int = Field(1, ge=0)
+    max_size: int = Field(8, ge=1)
+    connect: float = Field(5.0, gt=0)
+    command: float = Field(10.0, gt=0)
+    acquire: float = Field(5.0, gt=0)
+
+
+def _no_password_in_url(url: str | None, password_env: str) -> str | None:
+    """A URL that holds a password would be one log line or error message away from leaking it: refused."""
+    if url is None:
+        return None
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (a port that is not a number raises here, at start-up)
+    except ValueError as exc:
+        raise ValueError(f"not a valid URL ({exc})") from None
+    if parts.password is not None:
+        raise ValueError(f"must not hold a password: put it in an env var and name that var in {password_env}")
+    return url
+
+
 class StoreConfig(_Strict):
+    """Where decisions, corrections (and with `url`, the classifier's head versions) live: a SQLite file at `path`
+    (one host), or the PostgreSQL database at `url` (`postgresql://user@host:5432/db`, the password in the env var
+    named by `password_env`), which every instance shares."""
+
+    # A rejected URL may hold a password: validation errors never repeat the input.
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
     path: str = "triage.db"
+    url: str | None = Field(None, description="postgresql://user@host:port/db; None: the SQLite file at `path`")
+    password_env: str | None = Field(None, description="env var holding the database password")
+    pool: PoolConfig = PoolConfig()
     text: Literal["full", "none"] = "full"
     retention_days: float = Field(30.0, gt=0)
     queue_size: int = Field(10_000, ge=1)
+    batch_size: int = Field(512, ge=1, description="decision records per write")
+    flush_timeout: float = Field(10.0, gt=0, description="on shutdown, seconds to write what is still queued")
+    heads_cache: str | None = Field(
+        None, description="with `url`: local directory for head versions read from the database; None: a temp dir"
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _postgres_url(cls, url: str | None) -> str | None:
+        if url is not None and urlsplit(url).scheme not in ("postgresql", "postgres"):
+            raise ValueError("must be a postgresql:// URL")
+        return _no_password_in_url(url, "store.password_env")
+
+    @property
+    def backend(self) -> Literal["sqlite", "postgresql"]:
+        return "sqlite" if self.url is None else "postgresql"
+
+    def password(self) -> SecretStr | None:
+        value = os.environ.get(self.password_env) if self.password_env else None
+        return SecretStr(value) if value else None
+
+
+class RedisConfig(_Strict):
+    """Redis or Valkey, for what instances must share at request time: per-key rate limits, concurrency slots
+    and model cooldowns. Without `url` each process keeps its own."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+    url: str | None = Field(None, description="redis://host:6379/0 (rediss:// for TLS); None: no Redis")
+    password_env: str | None = Field(None, description="env var holding the Redis password")
+    prefix: str = Field("triage", min_length=1, description="namespace of every key Triage writes")
+    # When Redis cannot be reached: `open` serves without the shared limits (each process applies its own),
+    # `closed` refuses requests that have a limit (429/503 with retry-after). Never a 5xx.
+    on_error: Literal["open", "closed"] = "open"
+    timeout: float = Field(0.25, gt=0, description="seconds for one Redis command, connecting included")
+    retry_interval: float = Field(1.0, gt=0, description="after a failure, seconds before Redis is tried again")
+    log_interval: float = Field(60.0, gt=0, description="an outage is logged once per this many seconds")
+    slot_ttl: float = Field(60.0, gt=0, description="seconds a concurrency slot of a dead instance is kept")
+
+    @field_validator("url")
+    @classmethod
+    def _redis_url(cls, url: str | None) -> str | None:
+        if url is not None and urlsplit(url).scheme not in ("redis", "rediss", "valkey", "valkeys"):
+            raise ValueError("must be a redis:// or rediss:// URL")
+        return _no_password_in_url(url, "redis.password_env")
+
+    def password(self) -> SecretStr | None:
+        value = os.environ.get(self.password_env) if self.password_env else None
+        return SecretStr(value) if value else None
 
 
 class ServerConfig(_Strict):
@@ -128,6 +234,7 @@ class ServerConfig(_Strict):
     max_retry_after: float = Field(10.0, ge=0, description="longest upstream retry-after honoured before falling on")
     max_streams: int = Field(1024, ge=1, description="concurrent model requests in total; past it: 503")
     shutdown_grace: float = Field(10.0, ge=0, description="on shutdown, how long in-flight streams may finish")
+    log_format: Literal["text", "json"] = Field("text", description="json: one JSON object a line, with request ids")
 
 
 class KeyConfig(_Strict):
@@ -168,6 +275,7 @@ class TriageConfig(BaseSettings):
     classifier: ClassifierConfig = ClassifierConfig()
     speculation: SpeculationConfig = SpeculationConfig()
     store: StoreConfig = StoreConfig()
+    redis: RedisConfig = RedisConfig()
     server: ServerConfig = ServerConfig()
     auth: AuthConfig = AuthConfig()
 
@@ -206,6 +314,9 @@ class TriageConfig(BaseSettings):
             raise ValueError(f"default_category: no route named {self.default_category!r}")
         if self.router_name in self.models:
             raise ValueError(f"router_name: {self.router_name!r} is also a model name")
+        for category in self.classifier.thresholds:
+            if category not in self.routes:
+                raise ValueError(f"classifier.thresholds.{category}: no route named {category!r}")
         if self.classifier.llm is not None and self.classifier.llm.model not in self.models:
             raise ValueError(f"classifier.llm.model: unknown model {self.classifier.llm.model!r}")
         if self.speculation.model is not None and self.speculation.model not in self.models:

@@ -19,6 +19,7 @@ maps each class to a status and OpenAI's error shape (`{"error": {"message", "ty
     │   ├── UpstreamProtocolError   a malformed chunk, or the connection cut mid-stream
     │   └── AllModelsFailed         502/504: every model of the route's chain failed before its first token
     ├── ShuttingDown                503: the server is shutting down; an in-flight stream ended after the grace
+    ├── StoreUnavailable            503: the database is unreachable (decisions are still buffered and retried)
     ├── ClassifierError             a classifier failed or timed out (the policy falls back)
     └── StructuredOutputError       the structured answer is not valid JSON or not valid against its schema
 """
@@ -38,6 +39,7 @@ __all__ = [
     "RateLimited",
     "RequestError",
     "ShuttingDown",
+    "StoreUnavailable",
     "StructuredOutputError",
     "TriageError",
     "UnprocessableRequest",
@@ -196,6 +198,18 @@ class ShuttingDown(TriageError):
     status_code = 503
     error_type = "server_shutting_down"
     retryable = True
+
+
+class StoreUnavailable(TriageError):
+    """Raised when the store's database cannot be reached in time (a correction, statistics, an export)."""
+
+    status_code = 503
+    error_type = "store_unavailable"
+    retryable = True
+
+    def __init__(self, message: str, *, retry_after: float = 1.0) -> None:
+        super().__init__(message, code="store_unavailable")
+        self.retry_after = retry_after
 
 
 class ClassifierError(TriageError):

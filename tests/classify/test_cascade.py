@@ -163,6 +163,20 @@ async def test_two_steps_let_speculation_start_only_when_the_llm_is_asked(
     assert not classifier.needs_llm(rule)
 
 
+async def test_the_llm_band_follows_each_category_s_bar(sim_client: openai.AsyncOpenAI) -> None:
+    """The cheap route's bar (classifier.thresholds) also decides when the LLM layer is asked: a 0.7 `simple` is
+    unsure under a 0.8 bar, a 0.7 `reasoning` sure under the global 0.5 (issue 16)."""
+    llm = LLMClassifier(sim_client, MODEL)
+    bars = {"simple": 0.8}
+    simple = CascadeClassifier(RulesClassifier(), StubLocal("simple", 0.7), llm, local_threshold=0.5,
+                               local_thresholds=bars)
+    reasoning = CascadeClassifier(RulesClassifier(), StubLocal("reasoning", 0.7), llm, local_threshold=0.5,
+                                  local_thresholds=bars)
+    assert simple.needs_llm(await simple.classify_local(VAGUE))
+    assert not reasoning.needs_llm(await reasoning.classify_local(VAGUE))
+    assert not simple.is_sure(await simple.classify_local(VAGUE))
+
+
 async def test_build_classifier_builds_each_kind(sim_client: openai.AsyncOpenAI) -> None:
     llm = {"model": "cheap", "mode": "json_schema", "threshold": 0.7, "timeout": 0.5, "expected_ms": 90}
     config = gateway_config("http://127.0.0.1:1", classifier={"kind": "cascade", "threshold": 0.4, "llm": llm})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 from triage._config import default_config_path, load_config
 from triage.classify import Head, Routed, choose_threshold, load_exemplars
 from triage.cli import main
-from triage.cli._evaluate import set_threshold
+from triage.cli._evaluate import set_bar
 
 EVAL_KEYS = {"accuracy", "macro_f1", "under_routing", "fallback_share", "cost_ratio", "p50_ms", "p99_ms"}
 
@@ -81,8 +82,8 @@ def test_calibrate_writes_a_threshold_that_meets_the_bound(
     shutil.copy(default_config_path(), config)
     args = ["--data", str(files["test"]), "--head", str(head)]
     assert main(["calibrate", *args, "--max-under-routing", "0.01", "--out", str(config)]) == 0
-    assert "wrote classifier.threshold" in capsys.readouterr().out
-    threshold = load_config(config).classifier.threshold
+    assert "wrote classifier.thresholds.simple" in capsys.readouterr().out
+    threshold = load_config(config).classifier.thresholds["simple"]
     assert "# The demo's configuration" in config.read_text(encoding="utf-8")  # comments kept
     assert main(["eval", *args, "--config", str(config), "--json"]) == 0
     figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
@@ -98,16 +99,60 @@ def test_choose_threshold_takes_the_least_fallback_within_the_bound() -> None:
         Routed("reasoning", "reasoning", 0.8, 0.1),
     ]
     assert choose_threshold(routed, "simple", 0.5) == (0.6001, 1 / 3, 0.4)
-    assert choose_threshold(routed, "simple", 0.0) == (0.9001, 0.0, 0.8)
+    # Only decisions for the cheap route fall back: the reasoning one at 0.8 keeps its route.
+    assert choose_threshold(routed, "simple", 0.0) == (0.9001, 0.0, 0.6)
     assert choose_threshold(routed, "simple", 1.0)[0] == 0.0
 
 
-def test_set_threshold_edits_the_classifier_block(tmp_path: Path) -> None:
+def test_set_bar_edits_the_classifier_block(tmp_path: Path) -> None:
     config = tmp_path / "triage.yaml"
     base = default_config_path().read_text(encoding="utf-8")
-    config.write_text(base.replace("classifier:\n  kind: rules\n  threshold: 0.5\n", ""), encoding="utf-8")
-    set_threshold(config, 0.7312)  # no classifier block: one is added
-    assert load_config(config).classifier.threshold == 0.7312
-    set_threshold(config, 0.65)  # an existing one is edited in place
-    assert load_config(config).classifier.threshold == 0.65
-    assert config.read_text(encoding="utf-8").count("threshold:") == 1
+    without = re.sub(r"(?ms)^classifier:\n(?:[ #].*?\n)+", "", base)
+    assert "classifier:" not in without
+    config.write_text(without, encoding="utf-8")
+    set_bar(config, "simple", 0.7312)  # no classifier block: one is added
+    assert load_config(config).classifier.thresholds == {"simple": 0.7312}
+    set_bar(config, "simple", 0.65)  # an existing bar is edited in place
+    set_bar(config, "tool_use", 0.4)  # another one joins it
+    loaded = load_config(config).classifier
+    assert loaded.thresholds == {"simple": 0.65, "tool_use": 0.4} and loaded.threshold_for("reasoning") == 0.5
+    text = config.read_text(encoding="utf-8")
+    assert text.count("simple: 0.65") == 1 and "0.7312" not in text
+    config.write_text(base, encoding="utf-8")
+    set_bar(config, "simple", 0.8)  # beside the global threshold in an existing block
+    loaded = load_config(config).classifier
+    assert loaded.thresholds == {"simple": 0.8} and loaded.threshold == 0.5
+
+
+def test_eval_leaves_each_source_out_and_tables_them(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`--loso`: a head per source, trained on the others, and the per-source table (issue 16)."""
+    pairs = load_exemplars()[::3]
+    data = tmp_path / "sources.jsonl"
+    with data.open("w", encoding="utf-8") as file:
+        for i, (text, label) in enumerate(pairs):
+            row = {"text": text, "label": label, "source": f"s{i % 3}", **({"train": False} if i % 3 == 2 else {})}
+            file.write(json.dumps(row) + "\n")
+    assert main(["eval", "--data", str(data), "--loso", "--balance", "200", "--json"]) == 0
+    out = capsys.readouterr().out
+    assert "leave-one-source-out over 3 sources" in out and "conf.u" in out
+    figures = json.loads(out.strip().splitlines()[-1])
+    assert set(figures["per_source"]) == {"s0", "s1", "s2"}
+    assert figures["macro_f1"] > 0.7 and set(figures["per_source"]["s2"]) >= EVAL_KEYS | {"confident_under_routing"}
+    # Calibrated out of source, the bar holds for the sources left out.
+    config = tmp_path / "triage.yaml"
+    shutil.copy(default_config_path(), config)
+    assert main(["calibrate", "--data", str(data), "--loso", "--max-under-routing", "0.05", "--out", str(config)]) == 0
+    assert 0 < load_config(config).classifier.thresholds["simple"] <= 1
+
+
+def test_train_calibrates_out_of_source_and_balances_sources(tmp_path: Path) -> None:
+    pairs = load_exemplars()[::2]
+    data = tmp_path / "sources.jsonl"
+    with data.open("w", encoding="utf-8") as file:
+        for i, (text, label) in enumerate(pairs):
+            file.write(json.dumps({"text": text, "label": label, "source": "big" if i % 4 else f"small{i % 8}"}) + "\n")
+        file.write(json.dumps({"text": "an evaluation-only line", "label": "simple", "source": "x", "train": False}))
+    out = tmp_path / "head.npz"
+    assert main(["train", "--data", str(data), "--balance", "100", "--folds", "3", "--out", str(out)]) == 0
+    head = Head.load(out)
+    assert head.meta["calibration"] == "out of source" and head.meta["examples"] == len(pairs)

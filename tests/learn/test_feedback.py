@@ -151,6 +151,8 @@ _SERVER = textwrap.dedent("""
             self.config, self.keys, self.store = config, KeyRing(config.auth), SQLiteStore(config.store)
         async def ensure_started(self):
             await self.store.start()
+        def remember(self, request_id, text, category):
+            pass
 
     config = TriageConfig.model_validate_json(sys.argv[1])
     app = Starlette(routes=learning_routes(), exception_handlers={TriageError: triage_error_handler})

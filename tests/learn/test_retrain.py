@@ -203,6 +203,51 @@ def test_poisoned_corrections_are_refused_unless_forced(tmp_path: Path) -> None:
     assert actions == ["install", "refused", "install", "rollback"]
 
 
+def test_the_guard_judges_against_a_fixed_anchor_so_small_losses_cannot_add_up(tmp_path: Path) -> None:
+    """Issue 16: judged against the head it replaced, each of a run of slightly poisoned batches lost less than the
+    tolerance and was installed, and the losses added up (guard-set macro-F1 0.997 -> 0.961 over four installs).
+    Against the fixed anchor the total loss stays within the tolerance, whatever the number of steps."""
+    base = base_data()
+    versions = HeadVersions(tmp_path / "heads")
+    trainer = BagOfWords()
+    tool_texts = [t for t, c in zip(base.train_texts, base.train_labels, strict=True) if c == "tool_use"]
+    corrections: list[LabeledText] = []
+    reports = []
+    for step in range(5):  # each batch calls 40 more tool requests simple; the store keeps the earlier ones
+        corrections += corrections_from([(t, "simple") for t in tool_texts[40 * step : 40 * (step + 1)]], f"p{step}")
+        reports.append(retrain(trainer, base, corrections, versions, categories=DEFAULT_CATEGORIES, tolerance=0.02))
+    references = {r.reference_shipped.macro_f1 for r in reports if r.reference_shipped is not None}
+    assert len(references) == 1 and all(r.anchor == DEFAULT_VERSION for r in reports)
+    reference = references.pop()
+    assert reference is not None
+    installed = [r for r in reports if r.installed]
+    refused = [r for r in reports if not r.installed]
+    assert installed and refused
+    assert all(r.new_shipped.macro_f1 is not None and r.new_shipped.macro_f1 >= reference - 0.02 for r in installed)
+    # The first refusal is a step a step-by-step guard would have taken: within the tolerance of the head in service.
+    first = refused[0]
+    assert first.old_shipped.macro_f1 is not None and first.new_shipped.macro_f1 is not None
+    assert first.new_shipped.macro_f1 >= first.old_shipped.macro_f1 - 0.02
+    assert first.new_shipped.macro_f1 < reference - 0.02
+
+
+def test_an_admin_pins_the_anchor(tmp_path: Path) -> None:
+    versions = HeadVersions(tmp_path / "heads")
+    assert versions.anchor() == DEFAULT_VERSION
+    with pytest.raises(LookupError):
+        versions.pin_anchor("v0001")
+    trainer = BagOfWords()
+    staging = versions.staging()
+    trainer.save(trainer.load(None), staging)
+    versions.install(staging, {})
+    versions.pin_anchor("v0001")
+    assert versions.anchor() == "v0001"
+    report = retrain(trainer, base_data(), [], versions, categories=DEFAULT_CATEGORIES)
+    assert report.reference == "anchor v0001" and report.anchor == "v0001"
+    versions.pin_anchor(DEFAULT_VERSION)
+    assert versions.anchor() == DEFAULT_VERSION
+
+
 def test_correction_split_is_stable() -> None:
     examples = corrections_from([(f"text {i}", "simple") for i in range(1000)], "s")
     _, held = split_corrections(examples, 0.2)
@@ -234,7 +279,7 @@ async def test_retrain_command_on_the_real_head(tmp_path: Path, capsys: pytest.C
     # Honest corrections against the shipped head (which trained on the evaluation exemplars): judged against the
     # base data alone, and installed.
     assert await asyncio.to_thread(run_retrain, args) == 0, capsys.readouterr()
-    assert "base data alone" in capsys.readouterr().out
+    assert "base data alone" in capsys.readouterr().out  # the default anchor's stand-in
     assert versions.current() == "v0001"
     async with open_store(StoreConfig(path=store_path)) as store:
         for i, (text, _) in enumerate(wrong):

@@ -85,3 +85,19 @@ def test_llm_decisions_are_held_to_the_llm_threshold() -> None:
     )
     assert plan_route(decision("simple", 0.7, "llm"), config).reason == "low_confidence"
     assert plan_route(decision("simple", 0.7, "local"), config).reason == "confident"
+
+
+def test_each_category_can_hold_its_own_bar() -> None:
+    """A decision for the cheap route is the costly one to get wrong, so it may need more confidence (issue 16)."""
+    config = make_config(classifier={"threshold": 0.4, "thresholds": {"simple": 0.8}})
+    assert plan_route(decision("simple", 0.75), config).reason == "low_confidence"
+    assert plan_route(decision("reasoning", 0.45), config).reason == "confident"
+    assert plan_route(decision("reasoning", 0.35), config).reason == "low_confidence"
+    assert plan_route(decision("simple", 0.85), config).models == ("cheap", "strong")
+
+
+def test_a_bar_for_an_unknown_route_is_a_config_error() -> None:
+    with pytest.raises(ValueError, match=r"classifier.thresholds.chitchat: no route named 'chitchat'"):
+        make_config(classifier={"thresholds": {"chitchat": 0.5}})
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        make_config(classifier={"thresholds": {"simple": 1.5}})

@@ -36,8 +36,9 @@ from triage.app._learning import learning_routes
 from triage.app._limits import Lease
 from triage.app._openapi import openapi
 from triage.app._schemas import ChatCompletionRequest, TriageChatRequest, parse_body
+from triage.app._tracing import TracingMiddleware
 from triage.classify import Classifier
-from triage.learn import SQLiteStore, Store
+from triage.learn import Store, make_store
 from triage.route import Usage
 from triage.stream import Answer, EventStream, StreamTally, openai_chunks, ui_events
 from triage.stream.structured import IncrementalJSONParser, SchemaValidator
@@ -109,8 +110,7 @@ async def _guarded(request: Request, endpoint: str, handler: Callable[[_Call], A
     call: _Call | None = None
     try:
         caller = gateway.keys.authenticate(request)
-        gateway.limiter.check(caller)
-        call = _Call(gateway, caller, gateway.slots.acquire(caller))
+        call = _Call(gateway, caller, await gateway.admit(caller))  # rate limit, then a slot (Redis if shared)
         return await handler(call)
     except ClientGone:
         gateway.metrics.requests.labels(endpoint, "client_closed").inc()
@@ -234,7 +234,7 @@ def create_app(
     if gateway is None:
         config = config or load_config()
         if store == "config":
-            store = SQLiteStore(config.store)
+            store = make_store(config.store)  # SQLite, or PostgreSQL with store.url
         gateway = Gateway(config, classifier=classifier, store=store)
     config = gateway.config
 
@@ -259,6 +259,8 @@ def create_app(
     if ui_files is not None:
         routes.append(Mount("/", StaticFiles(directory=ui_files, html=True), name="ui"))
     middleware = []
+    if gateway.tracing is not None:  # a client's trace context becomes the parent of its spans
+        middleware.append(Middleware(TracingMiddleware))
     if config.server.cors_origins:
         middleware.append(Middleware(
             CORSMiddleware, allow_origins=config.server.cors_origins, allow_methods=["GET", "POST"],

@@ -15,15 +15,27 @@ from typing import Any, TypeVar
 
 from triage._config import TriageConfig
 from triage._exceptions import NotFound
+from triage._logging import request_id_var
 from triage._types import ChatMessage
-from triage.app._auth import KeyRing
+from triage.app._auth import Caller, KeyRing
 from triage.app._drain import Drain
 from triage.app._http import ClientGone
-from triage.app._limits import RateLimiter, StreamSlots
+from triage.app._limits import Lease, RateLimiter, StreamSlots
 from triage.app._metrics import Metrics
 from triage.app._schemas import ChatCompletionRequest
-from triage.classify import Classifier, ClassifyInput, Decision, LayerTiming, RulesClassifier, message_text
-from triage.learn import DecisionRecord, HeadReloader, RequestStatus, SpeculationOutcome, Store
+from triage.app._shared import Sharing
+from triage.app._tracing import Tracing
+from triage.classify import (
+    Classifier,
+    ClassifyInput,
+    Decision,
+    LayerTiming,
+    RulesClassifier,
+    build_classifier,
+    message_text,
+)
+from triage.classify.local import CorrectionMemory
+from triage.learn import DecisionRecord, HeadReloader, RequestStatus, SpeculationOutcome, Store, make_reloader
 from triage.route import Cost, RoutePlan, Usage, cost_of, estimate_tokens, plan_route
 from triage.upstream import ModelStream, Speculation, StagedClassifier, Upstreams, worth_speculating
 
@@ -98,6 +110,9 @@ class Gateway:
         self.keys = KeyRing(config.auth)
         self.limiter = RateLimiter()
         self.slots = StreamSlots(config.server.max_streams)
+        # Redis-backed limits and cooldowns when configured (else the two above, alone), and the metrics sampler.
+        self.sharing = Sharing(config, self.metrics, self.limiter, self.slots, self.upstreams.health)
+        self.tracing = Tracing.from_env()  # None unless OTEL_* variables ask for traces
         # sse-starlette waits `shutdown_grace` before it cancels a response; answers end a little earlier, so the
         # client gets an explicit error event rather than a silent cut.
         self.drain = Drain(max(0.0, config.server.shutdown_grace - 0.5))
@@ -107,41 +122,80 @@ class Gateway:
         self.store = store
         # Set by the app when the classifier has a head that retraining can replace (see _heads.HeadReloader).
         self.heads: HeadReloader | None = None
+        # Reviewers' corrections, which the configured local classifier consults before its head: a correction acts
+        # on near-duplicates at once, before any retrain (every head version shares this one memory).
+        cfg = config.classifier
+        self.memory = CorrectionMemory(similarity=cfg.memory_similarity, size=cfg.memory_size)
         self._started = False
         self._start_lock = asyncio.Lock()
 
     async def start(self) -> None:
         async with self._start_lock:
             if not self._started:
-                await self.upstreams.start()
-                if self._own_classifier:
-                    from triage.classify import (
-                        build_classifier,  # its layers import numpy / instructor: only when used
-                    )
-
-                    # Loading a head reads files and fills arrays: off the event loop.
-                    self.classifier = await asyncio.to_thread(build_classifier, self.config, self.upstreams.clients)
-                    if self.heads is None:
-                        from triage.learn import make_reloader  # None when classifier.kind is rules
-
-                        self.heads = make_reloader(self.config, self.upstreams.clients, self.swap_classifier)
-                if self.store is not None:
-                    await self.store.start()
-                if self.heads is not None:
-                    await self.heads.start()
-                self.drain.start()
+                try:
+                    await self._start()
+                except BaseException:
+                    await self._stop()  # what did start is closed again: a failed start leaves nothing running
+                    raise
                 self._started = True
+
+    async def _start(self) -> None:
+        await self.upstreams.start()
+        if self._own_classifier:
+            # Loading a head reads files and fills arrays: off the event loop.
+            self.classifier = await asyncio.to_thread(
+                build_classifier, self.config, self.upstreams.clients, memory=self.memory
+            )
+            if self.heads is None:  # None when classifier.kind is rules
+                self.heads = make_reloader(
+                    self.config, self.upstreams.clients, self.swap_classifier, memory=self.memory
+                )
+        if self.store is not None:
+            await self.store.start()
+            await self._recall_corrections(self.store)
+        if self.heads is not None:
+            await self.heads.start()
+        await self.sharing.start(self.store)
+        self.drain.start()
 
     async def stop(self) -> None:
         async with self._start_lock:
             if self._started:
-                if self.heads is not None:
-                    await self.heads.stop()
-                await self.drain.stop()
-                await self.upstreams.aclose()
-                if self.store is not None:
-                    await self.store.stop()  # flushes every queued record
+                await self._stop()
                 self._started = False
+
+    async def _stop(self) -> None:
+        if self.heads is not None:
+            await self.heads.stop()
+        await self.drain.stop()
+        await self.sharing.stop()
+        await self.upstreams.aclose()
+        if self.store is not None:
+            await self.store.stop()  # flushes every queued record
+        if self.tracing is not None:
+            self.tracing.shutdown()
+
+    async def admit(self, caller: Caller) -> Lease:
+        """A model request's rate limit and concurrency slot (shared through Redis when configured)."""
+        return await self.sharing.admit(caller)
+
+    async def _recall_corrections(self, store: Store) -> None:
+        """Fill the correction memory from the store's corrections (their texts embedded off the event loop)."""
+        if self.config.classifier.memory_size <= 0 or self.config.classifier.kind == "rules":
+            return
+        examples = await store.labeled_texts()
+
+        def fill() -> None:
+            for example in examples[-self.config.classifier.memory_size :]:
+                self.memory.remember(example.request_id, example.text, example.category)
+
+        await asyncio.to_thread(fill)
+
+    def remember(self, request_id: str, text: str | None, category: str) -> None:
+        """A reviewer's correction, into the memory the local classifier consults (a request without its text,
+        under `store.text: none`, cannot be recalled)."""
+        if text:
+            self.memory.remember(request_id, text, category)
 
     async def ensure_started(self) -> None:
         """Apps served without lifespan events (some test transports, some hosts) start on first use."""
@@ -174,6 +228,7 @@ class Gateway:
         )
         prompt_chars = sum(len(message_text(m)) for m in messages)
         routed = Routed(f"req_{uuid.uuid4().hex}", time.perf_counter(), time.time(), inputs.text, prompt_chars, key_id)
+        request_id_var.set(routed.request_id)  # in this request's log lines (`server.log_format: json`)
         return routed, inputs
 
     async def open_stream(self, chat: ChatCompletionRequest, body: dict[str, Any], routed: Routed,
@@ -313,6 +368,8 @@ class Gateway:
         m.request_seconds.labels(endpoint).observe(now - routed.received)
         if self.store is not None:
             self.store.submit(self._record(routed, model, usage, cost, status, endpoint, now))
+        if self.tracing is not None:
+            self.tracing.record(routed, model, usage, status, endpoint, self.config)
         return cost
 
     def _record(self, routed: Routed, model: str | None, usage: Usage, cost: Cost, status: RequestStatus,

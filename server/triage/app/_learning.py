@@ -42,6 +42,8 @@ class LearningGateway(Protocol):
 
     async def ensure_started(self) -> None: ...
 
+    def remember(self, request_id: str, text: str | None, category: str) -> None: ...
+
 
 class FeedbackRequest(BaseModel):
     # Unlike chat requests, nothing unknown passes: a misspelt field here would silently lose a reviewer's work.
@@ -75,8 +77,11 @@ async def feedback(request: Request) -> Response:
             f"unknown category {body.category!r}; expected one of {', '.join(categories)}",
             param="category", code="unknown_category",
         )
-    correction = await _store(gateway).add_correction(body.request_id, body.category, note=body.note,
-                                                    key_id=caller.key_id)
+    store = _store(gateway)
+    correction = await store.add_correction(body.request_id, body.category, note=body.note, key_id=caller.key_id)
+    # The correction acts at once on requests that nearly repeat this one (the classifier's memory), before a retrain.
+    decision = await store.get_decision(body.request_id)
+    gateway.remember(body.request_id, decision.text if decision is not None else None, body.category)
     return JSONResponse(correction.to_dict())
 
 

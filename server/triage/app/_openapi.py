@@ -79,11 +79,14 @@ _ERRORS = {
     404: "unknown model, request id, or this server keeps no records",
     413: "body over `server.max_body_bytes`",
     422: "the JSON schema of a structured-output request is not a valid schema",
-    429: "the key's rate limit is spent: retry after `retry-after` seconds",
+    429: "the key's rate limit is spent (or, with `redis.on_error: closed`, cannot be checked): retry after "
+         "`retry-after` seconds",
     502: "every model of the route failed before its first token",
     503: "at the limit of concurrent requests (for the key or in total): retry after `retry-after` seconds",
     504: "every model of the route timed out before its first token",
 }
+
+_STORE_UNAVAILABLE = "the store's database is unreachable (`store_unavailable`): retry after `retry-after` seconds"
 
 
 def openapi_document(config: TriageConfig) -> dict[str, Any]:
@@ -107,12 +110,13 @@ def openapi_document(config: TriageConfig) -> dict[str, Any]:
     retry_after = {"retry-after": {"description": "seconds to wait", "required": True,
                                    "schema": {"type": "string", "pattern": "^[0-9]+$"}}}
 
-    def errors(*statuses: int) -> dict[str, Any]:
+    def errors(*statuses: int, store: bool = False) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for status in statuses:
             if status in (401, 403) and not keyed:
                 continue  # open access: no key is ever refused
-            out[str(status)] = {"description": _ERRORS[status], "content": _json(error)}
+            text = _STORE_UNAVAILABLE if store and status == 503 else _ERRORS[status]
+            out[str(status)] = {"description": text, "content": _json(error)}
             if status in (429, 503):
                 out[str(status)]["headers"] = retry_after
         return out
@@ -196,13 +200,13 @@ def openapi_document(config: TriageConfig) -> dict[str, Any]:
             **secured("reviewer"),
             "requestBody": {"required": True, "content": _json(ref(FeedbackRequest))},
             "responses": {"200": {"description": "the stored correction", "content": _json(ref(Correction))},
-                          **errors(400, 401, 403, 404, 413)},
+                          **errors(400, 401, 403, 404, 413, 503, store=True)},
         }},
         "/v1/stats": {"get": {
             "operationId": "getStats", "summary": "per-bucket aggregates of decisions and corrections",
             **secured("reviewer"), "parameters": stats_params,
             "responses": {"200": {"description": "buckets and totals", "content": _json(ref(StatsReport))},
-                          **errors(400, 401, 403, 404)},
+                          **errors(400, 401, 403, 404, 503, store=True)},
         }},
         "/v1/admin/reload": {"post": {
             "operationId": "reloadHead", "summary": "load the classifier head version in service now",

@@ -1,14 +1,22 @@
 """How one process serves the app well under load: the collector tuned for many open streams, and start-up objects
-frozen out of its way (issue 8's soak)."""
+frozen out of its way (issue 8's soak); and the app of each worker under `triage serve --workers N`."""
 
 from __future__ import annotations
 
 import gc
+import os
 
 from triage._types import ASGIApp, Message, Receive, Scope, Send
 from triage.stream import RAW_SEND
 
-__all__ = ["GC_GEN0_THRESHOLD", "FreezeAfterStartup", "tune_gc"]
+__all__ = [
+    "GC_GEN0_THRESHOLD",
+    "WORKER_CONFIG_ENV",
+    "FreezeAfterStartup",
+    "MarkDeadOnExit",
+    "tune_gc",
+    "worker_app",
+]
 
 # The collector's youngest-generation threshold (CPython's default: 700). At 2,000 held streams the default promoted
 # objects that live a few hundred ms (per chunk) into the old generation, which then filled its 25% quota every ~3 s
@@ -55,3 +63,36 @@ class FreezeAfterStartup:
 def tune_gc() -> None:
     """Raise the youngest generation's threshold to `GC_GEN0_THRESHOLD` (see there for why)."""
     gc.set_threshold(GC_GEN0_THRESHOLD, *gc.get_threshold()[1:])
+
+
+# `triage serve --workers N` hands each spawned worker its config file through the environment (cli/_serve.py).
+WORKER_CONFIG_ENV = "TRIAGE_SERVE_CONFIG"
+
+
+def worker_app() -> ASGIApp:
+    """The app of one `--workers` worker (uvicorn's factory): the config `serve` was given, the collector tuned."""
+    from triage._config import load_config
+    from triage.app._app import create_app
+
+    path = os.environ.get(WORKER_CONFIG_ENV) or None
+    tune_gc()
+    return MarkDeadOnExit(FreezeAfterStartup(create_app(load_config(path))))
+
+
+class MarkDeadOnExit:
+    """At the end of a worker's lifespan its live gauges leave the multiprocess metrics (its counters stay)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+                from prometheus_client import multiprocess
+
+                multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]

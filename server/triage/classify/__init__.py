@@ -19,7 +19,15 @@ from triage.classify._decision import (
     LayerTiming,
     message_text,
 )
-from triage.classify._evaluation import Routed, cheapest_category, choose_threshold, decide_all, route_metrics
+from triage.classify._evaluation import (
+    Routed,
+    bars_of,
+    cheapest_category,
+    choose_threshold,
+    decide_all,
+    macro_f1,
+    route_metrics,
+)
 from triage.classify._rules import RulesClassifier
 from triage.classify.local import Head, LocalClassifier, train_head
 
@@ -38,11 +46,13 @@ __all__ = [
     "LocalClassifier",
     "Routed",
     "RulesClassifier",
+    "bars_of",
     "build_classifier",
     "cheapest_category",
     "choose_threshold",
     "decide_all",
     "load_exemplars",
+    "macro_f1",
     "message_text",
     "read_jsonl",
     "route_metrics",

@@ -2,7 +2,7 @@
 
     rules.match ── fires ──────────────────────────────▶ Decision(classifier="rules", confidence=1.0)
         │ abstains
-    local.classify ── confidence ≥ local_threshold ───▶ Decision(classifier="local")
+    local.classify ── confidence ≥ its category's bar ─▶ Decision(classifier="local")
         │ unsure (or failed), and an LLM layer exists
     llm.classify ── answers ──────────────────────────▶ Decision(classifier="llm"), its own confidence: below
         │ fails or times out                              llm_threshold the policy sends it to the strongest model
@@ -30,6 +30,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import openai
 
@@ -37,6 +38,9 @@ from triage._config import TriageConfig
 from triage._exceptions import ClassifierError, ConfigError
 from triage.classify._decision import Classifier, ClassifyInput, Decision, LayerTiming
 from triage.classify._rules import RulesClassifier
+
+if TYPE_CHECKING:
+    from triage.classify.local import CorrectionMemory
 
 __all__ = ["CascadeClassifier", "build_classifier"]
 
@@ -60,6 +64,7 @@ class CascadeClassifier:
         llm: Classifier | None = None,
         *,
         local_threshold: float,
+        local_thresholds: Mapping[str, float] | None = None,
         llm_threshold: float = 0.6,
         expected_llm_ms: float | None = None,
         default: str | None = None,
@@ -68,6 +73,8 @@ class CascadeClassifier:
         self._local = local
         self._llm = llm
         self.local_threshold = local_threshold
+        # Per-category bars (the policy's): the same ones decide whether the LLM layer is asked.
+        self.local_thresholds = dict(local_thresholds or {})
         self.llm_threshold = llm_threshold
         self._categories = tuple(local.categories)
         # The category of a Decision when the local layer failed; only its (zero) confidence matters downstream.
@@ -86,14 +93,17 @@ class CascadeClassifier:
 
     def needs_llm(self, decision: Decision) -> bool:
         """Whether `escalate` would ask the LLM about `decision` (a `classify_local` result)."""
-        return self._llm is not None and decision.classifier != "rules" and decision.confidence < self.local_threshold
+        return self._llm is not None and decision.classifier != "rules" and decision.confidence < self._bar(decision)
 
     def is_sure(self, decision: Decision) -> bool:
         """Whether `decision` clears the threshold of the layer that made it (rules are always sure)."""
         if decision.classifier == "rules":
             return True
-        threshold = self.llm_threshold if decision.classifier == "llm" else self.local_threshold
+        threshold = self.llm_threshold if decision.classifier == "llm" else self._bar(decision)
         return decision.confidence >= threshold
+
+    def _bar(self, decision: Decision) -> float:
+        return self.local_thresholds.get(decision.category, self.local_threshold)
 
     async def classify(self, request: ClassifyInput) -> Decision:
         decision = await self.classify_local(request)
@@ -145,10 +155,15 @@ class CascadeClassifier:
 
 
 def build_classifier(
-    config: TriageConfig, clients: Mapping[str, openai.AsyncOpenAI], *, local: Classifier | None = None
+    config: TriageConfig,
+    clients: Mapping[str, openai.AsyncOpenAI],
+    *,
+    local: Classifier | None = None,
+    memory: CorrectionMemory | None = None,
 ) -> Classifier:
     """The classifier `config.classifier.kind` names. `clients` maps provider names to the pooled clients (the
-    LLM layer shares its provider's pool); `local` overrides the local layer (tests, or a host's own model).
+    LLM layer shares its provider's pool); `local` overrides the local layer (tests, or a host's own model);
+    `memory`: the reviewers' corrections the local layer consults first.
 
     - `rules`: the rules layer alone, the default category when no rule fires.
     - `local`: the local layer alone.
@@ -160,7 +175,7 @@ def build_classifier(
     rules = RulesClassifier(config.categories, default=config.default_category)
     if cfg.kind == "rules":
         return rules
-    local_layer = local if local is not None else _local_classifier(config)
+    local_layer = local if local is not None else _local_classifier(config, memory)
     if cfg.kind == "local":
         return local_layer
     llm_layer = None
@@ -187,13 +202,14 @@ def build_classifier(
         local_layer,
         llm_layer,
         local_threshold=cfg.threshold,
+        local_thresholds=cfg.thresholds,
         llm_threshold=cfg.llm.threshold if cfg.llm is not None else cfg.threshold,
         default=config.default_category,
     )
 
 
-def _local_classifier(config: TriageConfig) -> Classifier:
+def _local_classifier(config: TriageConfig, memory: CorrectionMemory | None) -> Classifier:
     # Imported at build time only: the local layer loads numpy and an encoder, which a rules-only app never needs.
     from triage.classify.local import LocalClassifier
 
-    return LocalClassifier.from_config(config)
+    return LocalClassifier.from_config(config, memory=memory)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +13,7 @@ import yaml
 from triage._exceptions import ConfigError
 from triage._resources import data_file
 
-__all__ = ["DEFAULT_EXEMPLAR_WEIGHT", "default_exemplars_path", "load_exemplars", "read_jsonl"]
+__all__ = ["DEFAULT_EXEMPLAR_WEIGHT", "balanced_weights", "default_exemplars_path", "load_exemplars", "read_jsonl"]
 
 # Exemplars count less than labeled traffic by default: they are broad but few per phrasing, and real data knows
 # its own conventions better. (`--exemplar-weight 1` when training on exemplars alone makes no difference.)
@@ -53,7 +55,11 @@ def read_jsonl(path: str | Path, *, split: str | None = None) -> list[dict[str, 
     return rows
 
 
-
-
-
-
+def balanced_weights(sources: Sequence[str], cap: float | None) -> list[float]:
+    """A weight per row so that no source weighs more than `cap` rows in all (None: every row 1). A large source
+    then teaches its convention no louder than a small one: measured leave-one-source-out over 34 sources, capping
+    at 400 raised macro-F1 and lowered under-routing on sources never seen (bench/quality.py)."""
+    if cap is None:
+        return [1.0] * len(sources)
+    sizes = Counter(sources)
+    return [min(1.0, cap / sizes[s]) if s else 1.0 for s in sources]

@@ -1,12 +1,16 @@
-"""`triage eval` and `triage calibrate`: how a classifier routes a labeled JSONL file, and the threshold to use.
+"""`triage eval` and `triage calibrate`: how a classifier routes a labeled JSONL file, and the bar to use.
 
     triage eval --data labeled.jsonl [--split test] [--head PATH] [--config triage.yaml] [--json]
-    triage calibrate --data labeled.jsonl --max-under-routing 0.03 [--out triage.yaml]
+    triage eval --data labeled.jsonl --loso [--exemplars] [--balance 400]     # leave one source out
+    triage calibrate --data labeled.jsonl [--loso] --max-under-routing 0.03 [--out triage.yaml]
 
-The figures (accuracy, macro-F1, per-label precision/recall, confusion, under-routing, fallback share, cost against
-all-strong, decision latency) are defined in `triage.classify._evaluation`. `calibrate` picks the lowest threshold whose
-under-routing stays within the bound (the least fallback), prints it, and with `--out` writes it to the config's
-`classifier.threshold`.
+The figures (accuracy, macro-F1, per-label precision/recall, confusion, under-routing and confident under-routing,
+fallback share, cost against all-strong, decision latency) are defined in `triage.classify._evaluation`; lines
+that name a `source` get a table per source. `--loso` trains, for each source, a head on the others (and, with
+`--exemplars`, the shipped exemplars) and scores it on that source: generalisation, not memory. `calibrate` picks
+the lowest bar for decisions of the cheapest route whose under-routing stays within the bound (the least
+fallback), prints it, and with `--out` writes it to the config's `classifier.thresholds`; calibrated `--loso`,
+the bar holds for sources the head never saw.
 """
 
 from __future__ import annotations
@@ -21,43 +25,54 @@ from typing import Any
 from triage._config import TriageConfig, load_config
 from triage._exceptions import ConfigError
 from triage.classify import (
+    DEFAULT_EXEMPLAR_WEIGHT,
     Routed,
     RulesClassifier,
+    bars_of,
     cheapest_category,
     choose_threshold,
     decide_all,
+    load_exemplars,
     read_jsonl,
     route_metrics,
 )
 
-__all__ = ["configure_calibrate", "configure_eval", "run_calibrate", "run_eval", "set_threshold"]
+__all__ = ["configure_calibrate", "configure_eval", "run_calibrate", "run_eval", "set_bar"]
 
 
-def set_threshold(path: Path, threshold: float) -> None:
-    """Write `classifier.threshold` into a YAML config, keeping its comments and layout where it can."""
+def set_bar(path: Path, category: str, bar: float) -> None:
+    """Write `classifier.thresholds.<category>` into a YAML config, keeping its comments and layout where it can."""
     text = path.read_text(encoding="utf-8")
-    value = f"{threshold:.4f}".rstrip("0").rstrip(".")
-    block = re.search(
-        r"(?m)^classifier:[ \t]*\n((?:[ \t]+.*\n|[ \t]*\n)*)", text + ("\n" if not text.endswith("\n") else "")
-    )
-    if block and re.search(r"(?m)^([ \t]+)threshold:.*$", block.group(1)):
-        body = re.sub(
-            r"(?m)^([ \t]+)threshold:.*$", lambda m: f"{m.group(1)}threshold: {value}", block.group(1), count=1
-        )
-        text = text[: block.start(1)] + body + text[block.end(1) :]
-    elif block:
-        indent = re.match(r"[ \t]+", block.group(1))
-        pad = indent.group(0) if indent else "  "
-        text = text[: block.start(1)] + f"{pad}threshold: {value}\n" + text[block.start(1) :]
-    else:
+    text += "" if text.endswith("\n") else "\n"
+    value = f"{bar:.4f}".rstrip("0").rstrip(".")
+    block = re.search(r"(?m)^classifier:[ \t]*\n((?:[ \t]+.*\n|[ \t]*\n)*)", text)
+    if block is None:
         import yaml
 
         raw = yaml.safe_load(text) or {}
         if "classifier" in raw:  # a flow-style mapping: rewrite the file (comments are lost)
-            raw["classifier"] = {**raw["classifier"], "threshold": float(value)}
+            classifier = dict(raw["classifier"])
+            classifier["thresholds"] = {**classifier.get("thresholds", {}), category: float(value)}
+            raw["classifier"] = classifier
             text = yaml.safe_dump(raw, sort_keys=False)
         else:
-            text = text.rstrip("\n") + f"\nclassifier:\n  threshold: {value}\n"
+            text += f"classifier:\n  thresholds:\n    {category}: {value}\n"
+    else:
+        body = block.group(1)
+        indent = re.match(r"[ \t]+", body)
+        pad = indent.group(0) if indent else "  "
+        sub = re.search(rf"(?m)^{pad}thresholds:[ \t]*\n((?:{pad}[ \t]+.*\n)*)", body)
+        if sub is None:
+            body = f"{pad}thresholds:\n{pad * 2}{category}: {value}\n" + body
+        else:
+            entries = sub.group(1)
+            line = re.compile(rf"(?m)^([ \t]+){re.escape(category)}:.*$")
+            if line.search(entries):
+                entries = line.sub(lambda m: f"{m.group(1)}{category}: {value}", entries, count=1)
+            else:
+                entries += f"{pad * 2}{category}: {value}\n"
+            body = body[: sub.start(1)] + entries + body[sub.end(1) :]
+        text = text[: block.start(1)] + body + text[block.end(1) :]
     path.write_text(text, encoding="utf-8")
     load_config(path)  # the result must still be a valid config
 
@@ -80,18 +95,22 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--classifier", choices=["local", "rules"], default="local")
     parser.add_argument("--prompt-tokens", type=int, default=500, help="tokens per request, for cost (default 500)")
     parser.add_argument("--completion-tokens", type=int, default=300, help="(default 300)")
+    parser.add_argument("--loso", action="store_true",
+                        help="leave one source out: train a head on the other sources, score it on each")
+    parser.add_argument("--exemplars", action="store_true", help="with --loso: also train on the shipped exemplars")
+    parser.add_argument("--balance", type=float, help="with --loso: cap each source's weight at this many lines")
 
 
 def configure_eval(parser: argparse.ArgumentParser) -> None:
     _common(parser)
-    parser.add_argument("--threshold", type=float, help="confidence threshold (default: the config's)")
+    parser.add_argument("--threshold", type=float, help="confidence threshold (default: the config's bars)")
     parser.add_argument("--json", action="store_true", help="end with one JSON line of the figures")
 
 
 def configure_calibrate(parser: argparse.ArgumentParser) -> None:
     _common(parser)
     parser.add_argument("--max-under-routing", type=float, default=0.03, help="bound on under-routing (default 0.03)")
-    parser.add_argument("--out", help="YAML config to write classifier.threshold into")
+    parser.add_argument("--out", help="YAML config to write classifier.thresholds into")
 
 
 def _load(args: argparse.Namespace) -> tuple[TriageConfig, list[Routed]]:
@@ -99,15 +118,35 @@ def _load(args: argparse.Namespace) -> tuple[TriageConfig, list[Routed]]:
     rows = read_jsonl(args.data, split=args.split)
     if not rows:
         raise ConfigError(f"{args.data}: no labeled lines" + (f" in split {args.split!r}" if args.split else ""))
-    return config, decide_all(_classifier(args, config), rows)
+    if not args.loso:
+        return config, decide_all(_classifier(args, config), rows)
+    if any("source" not in row for row in rows):
+        raise ConfigError(f"{args.data}: --loso needs a `source` on every line")
+    from tqdm import tqdm
+
+    from triage.classify._loso import leave_one_source_out
+
+    sources = len({row["source"] for row in rows})
+    with tqdm(total=sources, desc="leave one source out", unit=" source", disable=None, file=sys.stderr) as bar:
+        result = leave_one_source_out(
+            rows, categories=config.categories, base=load_exemplars() if args.exemplars else (),
+            base_weight=DEFAULT_EXEMPLAR_WEIGHT, balance=args.balance, progress=lambda _: _advance(bar),
+        )
+    print(f"leave-one-source-out over {sources} sources; out-of-source temperature {result.temperature:.3f}")
+    return config, result.routed
+
+
+def _advance(bar: Any) -> None:
+    bar.update()
 
 
 def _print_report(m: dict[str, Any]) -> None:
-    print(f"items {m['n']}  threshold {m['threshold']:.3f}  cheapest route {m['cheapest_route']}")
+    bars = ", ".join(f"{c} {b:.3f}" for c, b in m["bars"].items())
+    print(f"items {m['n']}  bars {bars}  cheapest route {m['cheapest_route']}")
     print(f"accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}")
     print(
-        f"under-routing {m['under_routing']:.2%}  fallback {m['fallback_share']:.2%}  cost vs all-strong "
-        f"{m['cost_ratio']:.3f}"
+        f"under-routing {m['under_routing']:.2%} (confident, >= 0.9: {m['confident_under_routing']:.2%})  fallback "
+        f"{m['fallback_share']:.2%}  cost vs all-strong {m['cost_ratio']:.3f}"
     )
     print(f"decision latency p50 {m['p50_ms']:.3f} ms  p99 {m['p99_ms']:.3f} ms")
     labels = list(m["confusion"])
@@ -119,46 +158,68 @@ def _print_report(m: dict[str, Any]) -> None:
     print("".ljust(width) + "".join(c.rjust(width) for c in labels))
     for t in labels:
         print(t.ljust(width) + "".join(str(m["confusion"][t][p]).rjust(width) for p in labels))
+    if m.get("per_source"):
+        print_source_table(m["per_source"])
+
+
+def print_source_table(per_source: dict[str, dict[str, Any]]) -> None:
+    """One line per source: accuracy, each label's precision/recall, under-routing, confident under-routing,
+    fallback share and cost against all-strong."""
+    categories = list(next(iter(per_source.values()))["per_label"])
+    width = max(8, *(len(s) for s in per_source)) + 2
+    columns = "".join(f"{c[:8] + ' P/R':>14}" for c in categories)
+    tail = f"{'under':>8}{'conf.u':>8}{'fallbk':>8}{'cost':>7}"
+    print("\nsource".ljust(width + 1) + f"{'n':>6}{'acc':>7}" + columns + tail)
+    for source, f in per_source.items():
+        cells = "".join(
+            f"{f['per_label'][c]['precision']:>7.2f}/{f['per_label'][c]['recall']:<6.2f}"
+            if f["per_label"][c]["support"] or any(f["confusion"][t][c] for t in f["confusion"]) else f"{'-':>14}"
+            for c in categories
+        )
+        print(
+            source.ljust(width) + f"{f['n']:>6}{f['accuracy']:>7.3f}" + cells + f"{f['under_routing']:>8.2%}"
+            f"{f['confident_under_routing']:>8.2%}{f['fallback_share']:>8.2%}{f['cost_ratio']:>7.3f}"
+        )
+
+
+_JSON_KEYS = (
+    "accuracy", "macro_f1", "under_routing", "confident_under_routing", "fallback_share", "cost_ratio", "p50_ms",
+    "p99_ms", "n", "threshold",
+)
 
 
 def run_eval(args: argparse.Namespace) -> int:
     config, routed = _load(args)
-    threshold = args.threshold if args.threshold is not None else config.classifier.threshold
     m = route_metrics(
-        routed, config, threshold, prompt_tokens=args.prompt_tokens, completion_tokens=args.completion_tokens
+        routed, config, bars_of(config, threshold=args.threshold), prompt_tokens=args.prompt_tokens,
+        completion_tokens=args.completion_tokens,
     )
     _print_report(m)
     if args.json:
-        keys = (
-            "accuracy",
-            "macro_f1",
-            "under_routing",
-            "fallback_share",
-            "cost_ratio",
-            "p50_ms",
-            "p99_ms",
-            "n",
-            "threshold",
-        )
-        print(json.dumps({k: m[k] for k in keys}))
+        figures = {k: m[k] for k in _JSON_KEYS}
+        if m.get("per_source"):
+            figures["per_source"] = {s: {k: f[k] for k in _JSON_KEYS} for s, f in m["per_source"].items()}
+        print(json.dumps(figures))
     return 0
 
 
 def run_calibrate(args: argparse.Namespace) -> int:
     config, routed = _load(args)
-    threshold, under, fallback = choose_threshold(routed, cheapest_category(config), args.max_under_routing)
+    cheap = cheapest_category(config)
+    bar, under, _ = choose_threshold(routed, cheap, args.max_under_routing)
     m = route_metrics(
-        routed, config, threshold, prompt_tokens=args.prompt_tokens, completion_tokens=args.completion_tokens
+        routed, config, bars_of(config, cheap_bar=bar), prompt_tokens=args.prompt_tokens,
+        completion_tokens=args.completion_tokens, per_source=False,
     )
     print(
-        f"threshold {threshold:.4f}: under-routing {under:.2%} (bound {args.max_under_routing:.2%}), fallback "
-        f"{fallback:.2%}, cost vs all-strong {m['cost_ratio']:.3f}, on {len(routed)} items"
+        f"{cheap} bar {bar:.4f}: under-routing {under:.2%} (bound {args.max_under_routing:.2%}), fallback "
+        f"{m['fallback_share']:.2%}, cost vs all-strong {m['cost_ratio']:.3f}, on {len(routed)} items"
     )
     if args.out:
         path = Path(args.out)
         if not path.exists():
             print(f"triage calibrate: {path} does not exist (copy a config there first)", file=sys.stderr)
             return 2
-        set_threshold(path, threshold)
-        print(f"wrote classifier.threshold: {threshold:.4f} to {path}")
+        set_bar(path, cheap, bar)
+        print(f"wrote classifier.thresholds.{cheap}: {bar:.4f} to {path}")
     return 0

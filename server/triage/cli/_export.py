@@ -25,7 +25,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    if not Path(config.store.path).exists():
+    if config.store.url is None and not Path(config.store.path).exists():
         print(f"triage export: no store at {config.store.path!r} (store.path)", file=sys.stderr)
         return 1
     try:

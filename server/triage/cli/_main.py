@@ -8,7 +8,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from triage._exceptions import ConfigError
+from triage._exceptions import ConfigError, StoreUnavailable
 
 __all__ = ["main"]
 
@@ -22,7 +22,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "calibrate": ("triage.cli._evaluate", "pick the confidence threshold for a bound on under-routing"),
     "retrain": ("triage.cli._retrain", "refit the local classifier's head on the reviewers' corrections"),
     "rollback": ("triage.cli._retrain", "put the previous classifier head back in service"),
+    "anchor": ("triage.cli._retrain", "show or pin the head version that retraining judges candidates against"),
     "export": ("triage.cli._export", "write the store's decisions and corrections as JSONL"),
+    "db": ("triage.cli._db", "the store's schema: `triage db upgrade` applies its migrations"),
 }
 
 
@@ -44,6 +46,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"triage: {exc}", file=sys.stderr)
         return 2
+    except StoreUnavailable as exc:
+        print(f"triage: {exc}", file=sys.stderr)
+        return 3
     except KeyboardInterrupt:
         return 130
 

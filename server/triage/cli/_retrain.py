@@ -1,5 +1,6 @@
-"""`triage retrain` and `triage rollback`: refit the local classifier's head on the reviewers' corrections and
-install it if the guard accepts it (see `triage.learn._retrain`); put an earlier version back.
+"""`triage retrain`, `triage rollback` and `triage anchor`: refit the local classifier's head on the reviewers'
+corrections and install it if the guard accepts it (see `triage.learn._retrain`); put an earlier version back; pin
+the version every candidate is judged against.
 
 `--force` installs a refused candidate anyway (with a warning).
 """
@@ -13,15 +14,16 @@ import sys
 from pathlib import Path
 
 from triage._config import load_config
-from triage.learn import HeadVersions, LabeledText, base_data, default_trainer, heads_dir, open_store
+from triage.learn import HeadStore, HeadVersions, LabeledText, base_data, default_trainer, head_store, open_store
 from triage.learn._retrain import Scores, retrain
 
-__all__ = ["configure_retrain", "configure_rollback", "run_retrain", "run_rollback"]
+__all__ = ["configure_anchor", "configure_retrain", "configure_rollback", "run_anchor", "run_retrain", "run_rollback"]
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", "-c", help="YAML config file (default: the shipped demo config)")
-    parser.add_argument("--heads", help="directory of head versions (default: heads/ beside store.path)")
+    parser.add_argument("--heads", help="directory of head versions (default: heads/ beside store.path, or the "
+                        "database with store.url)")
 
 
 def configure_retrain(parser: argparse.ArgumentParser) -> None:
@@ -41,8 +43,8 @@ def configure_rollback(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--to", help="the version to put in service (default: the one before the current)")
 
 
-def _versions(args: argparse.Namespace) -> HeadVersions:
-    return HeadVersions(Path(args.heads) if args.heads else heads_dir(load_config(args.config)))
+def _versions(args: argparse.Namespace) -> HeadStore:
+    return HeadVersions(Path(args.heads)) if args.heads else head_store(load_config(args.config))
 
 
 def _fmt(scores: Scores) -> str:
@@ -56,8 +58,15 @@ def run_retrain(args: argparse.Namespace) -> int:
     # other (a 3,700-example fit: 10 s with the default threads, 1.6 s with one). Only before numpy's import.
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
-    config = load_config(args.config)
     versions = _versions(args)
+    try:
+        return _retrain(args, versions)
+    finally:
+        versions.close()
+
+
+def _retrain(args: argparse.Namespace, versions: HeadStore) -> int:
+    config = load_config(args.config)
 
     async def corrections() -> list[LabeledText]:
         async with open_store(config.store) as store:
@@ -65,7 +74,8 @@ def run_retrain(args: argparse.Namespace) -> int:
 
     if args.store:
         config = config.model_copy(update={"store": config.store.model_copy(update={"path": args.store})})
-    examples = asyncio.run(corrections()) if Path(config.store.path).exists() else []
+    shared = config.store.url is not None
+    examples = asyncio.run(corrections()) if shared or Path(config.store.path).exists() else []
     if config.store.text == "none":
         print("triage retrain: store.text is none: corrections have no text to learn from", file=sys.stderr)
     report = retrain(
@@ -76,8 +86,8 @@ def run_retrain(args: argparse.Namespace) -> int:
     print(f"base examples: {report.base_examples}; corrections: {report.corrections_train} to train on, "
           f"{report.corrections_holdout} held out")
     print(f"shipped set    old ({report.previous}): {_fmt(report.old_shipped)}")
-    if report.control_shipped is not None:
-        print(f"               base data alone: {_fmt(report.control_shipped)} (the guard's reference)")
+    if report.reference_shipped is not None:
+        print(f"               {report.reference}: {_fmt(report.reference_shipped)} (the guard's reference)")
     print(f"               new: {_fmt(report.new_shipped)}")
     print(f"held-out corr. old: {_fmt(report.old_holdout)}")
     print(f"               new: {_fmt(report.new_holdout)}")
@@ -94,10 +104,17 @@ def run_retrain(args: argparse.Namespace) -> int:
 def run_rollback(args: argparse.Namespace) -> int:
     versions = _versions(args)
     try:
+        return _rollback(args, versions)
+    finally:
+        versions.close()
+
+
+def _rollback(args: argparse.Namespace, versions: HeadStore) -> int:
+    try:
         if args.to:
             before = versions.current()
             if args.to not in (*versions.versions(), "default"):
-                print(f"triage rollback: no version {args.to!r} in {versions.root}", file=sys.stderr)
+                print(f"triage rollback: no version {args.to!r} in {versions.location}", file=sys.stderr)
                 return 1
             versions.set_current(args.to)
             versions.log("rollback", version=args.to, previous=before)
@@ -108,4 +125,30 @@ def run_rollback(args: argparse.Namespace) -> int:
         print(f"triage rollback: {exc}", file=sys.stderr)
         return 1
     print(f"{before} -> {after}; running servers load it within a second (or POST /v1/admin/reload)")
+    return 0
+
+
+def configure_anchor(parser: argparse.ArgumentParser) -> None:
+    _common(parser)
+    parser.add_argument("version", nargs="?", help="the version to pin (`default`: the shipped head); none: show it")
+
+
+def run_anchor(args: argparse.Namespace) -> int:
+    versions = _versions(args)
+    try:
+        return _anchor(args, versions)
+    finally:
+        versions.close()
+
+
+def _anchor(args: argparse.Namespace, versions: HeadStore) -> int:
+    if args.version is None:
+        print(versions.anchor())
+        return 0
+    try:
+        versions.pin_anchor(args.version)
+    except LookupError as exc:
+        print(f"triage anchor: {exc}", file=sys.stderr)
+        return 1
+    print(f"retraining now judges every candidate against {args.version}")
     return 0

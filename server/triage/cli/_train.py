@@ -4,8 +4,11 @@
     triage train --data dev.jsonl --split train --exemplars --out server/triage/data/head.npz
     triage train --exemplars --out head.npz                           # the project's own exemplars alone
 
-Other fields of a line are ignored, but `split` filters with `--split`, and a `weight` (default 1) weighs the line.
-The head is calibrated on k-fold out-of-fold logits (`--folds`); see `triage.classify.local._head`.
+Other fields of a line are ignored, but `split` filters with `--split`, a `weight` (default 1) weighs the line, a
+line with `"train": false` (a source licensed for evaluation only) is skipped, and `source` names where it came
+from. With sources, the head is calibrated on folds that hold out whole sources (how it does on traffic it never
+saw), and `--balance N` caps each source's weight at N lines; otherwise on k-fold out-of-fold logits (`--folds`).
+See `triage.classify.local._head`. The shipped head: `python bench/data/ship.py` (bench/data/README.md).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from triage.classify import DEFAULT_CATEGORIES, DEFAULT_EXEMPLAR_WEIGHT, load_exemplars, read_jsonl, train_head
+from triage.classify._data import balanced_weights
 
 __all__ = ["configure_train", "run_train"]
 
@@ -37,6 +41,7 @@ def configure_train(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_EXEMPLAR_WEIGHT,
         help=f"weight of an exemplar against a data line (default {DEFAULT_EXEMPLAR_WEIGHT})",
     )
+    parser.add_argument("--balance", type=float, help="cap each source's total weight at this many lines")
     parser.add_argument("--out", required=True, help="where to write the head (.npz)")
     parser.add_argument("--c", type=float, default=10.0, help="inverse L2 strength, as scikit-learn's C (default 10)")
     parser.add_argument("--folds", type=int, default=5, help="folds for the calibration temperature (default 5)")
@@ -49,16 +54,20 @@ def run_train(args: argparse.Namespace) -> int:
     texts: list[str] = []
     labels: list[str] = []
     weights: list[float] = []
+    sources: list[str] = []
     for path in args.data:
-        rows = read_jsonl(path, split=args.split)
+        rows = [r for r in read_jsonl(path, split=args.split) if r.get("train", True) is not False]
         texts += [str(r["text"]) for r in rows]
         labels += [str(r["label"]) for r in rows]
         weights += [float(r.get("weight", 1.0)) for r in rows]
+        sources += [str(r.get("source", "")) for r in rows]
     if args.exemplars or args.exemplars_file:
         pairs = load_exemplars(args.exemplars_file)
         texts += [t for t, _ in pairs]
         labels += [c for _, c in pairs]
         weights += [args.exemplar_weight] * len(pairs)
+        sources += [""] * len(pairs)  # the project's own: always trained on, never a held-out source
+    weights = [w * cap for w, cap in zip(weights, balanced_weights(sources, args.balance), strict=True)]
     if not texts:
         print("triage train: nothing to train on (give --data and/or --exemplars)", file=sys.stderr)
         return 2
@@ -78,9 +87,11 @@ def run_train(args: argparse.Namespace) -> int:
             c=args.c,
             folds=args.folds,
             seed=args.seed,
+            groups=sources if any(sources) else None,
             progress=progress,
         )
-    head.meta["sources"] = [Path(p).name for p in args.data] + (["exemplars"] if args.exemplars else [])
+    named = sorted(set(sources) - {""})
+    head.meta["sources"] = (named or [Path(p).name for p in args.data]) + (["exemplars"] if args.exemplars else [])
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     head.save(out)

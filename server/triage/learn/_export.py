@@ -14,7 +14,7 @@ from typing import IO
 from tqdm import tqdm
 
 from triage._config import TriageConfig
-from triage.learn._sqlite import open_store
+from triage.learn._open import open_store
 
 __all__ = ["export"]
 

@@ -6,11 +6,17 @@ On disk (by default `heads/` beside the store's file):
       v0001/  head files (whatever `Head.save` writes) + meta.json (when, from what, the evaluation)
       v0002/
       current             the version in service: "v0002", or "default" for the configured/shipped head
+      anchor              the version every retrained candidate is judged against (absent: "default")
       history.jsonl       one line per install, rollback and refused candidate
 
 `current` is replaced atomically (write a temporary file, fsync, rename), so a reader sees the old name or the
 new one, never half of one. Servers notice a new pointer by polling it (`HeadReloader`, once a second by default;
 polling works on every filesystem, inotify does not on network mounts) or at once on `POST /v1/admin/reload`.
+
+That is `HeadVersions`, for one host. With `store.url` the versions live in PostgreSQL instead
+(`triage.learn._pg_heads.DatabaseHeads`: the artifact, the pointer and the history in tables), and a change reaches
+every instance at once by LISTEN/NOTIFY, the poll staying as the fallback. Both keep the `HeadStore` protocol, which
+is all retraining (`_retrain`) and the reloader use.
 """
 
 from __future__ import annotations
@@ -24,10 +30,10 @@ import re
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from triage._config import TriageConfig
 from triage._exceptions import ClassifierError, InvalidRequest
@@ -37,18 +43,20 @@ __all__ = [
     "DEFAULT_VERSION",
     "Build",
     "HeadReloader",
+    "HeadStore",
     "HeadVersions",
     "ReloadResult",
     "VersionInfo",
     "classifier_builder",
     "heads_dir",
-    "make_reloader",
+    "previous_version",
 ]
 
 logger = logging.getLogger("triage.heads")
 
 DEFAULT_VERSION = "default"
 _POINTER = "current"
+_ANCHOR = "anchor"
 _VERSION = re.compile(r"^v(\d{4,})$")
 
 
@@ -64,9 +72,73 @@ class VersionInfo:
     meta: dict[str, Any]
 
 
+Unsubscribe = Callable[[], Awaitable[None]]
+
+
+class HeadStore(Protocol):
+    """Where head versions live and which one is in service: what retraining, rollback and the reloader use."""
+
+    @property
+    def location(self) -> str:
+        """Where the versions are, for messages (a directory, or the database's host and name)."""
+        ...
+
+    def current(self) -> str: ...
+
+    def anchor(self) -> str:
+        """The version retraining judges every candidate against (`default` unless pinned)."""
+        ...
+
+    def pin_anchor(self, name: str) -> None: ...
+
+    def path_of(self, name: str) -> Path | None:
+        """A local directory holding version `name`'s files; None for the default head."""
+        ...
+
+    def info(self, name: str) -> VersionInfo: ...
+
+    def versions(self) -> list[str]: ...
+
+    def staging(self) -> Path: ...
+
+    def discard(self, staging: Path) -> None: ...
+
+    def install(self, staging: Path, meta: dict[str, Any]) -> str: ...
+
+    def set_current(self, name: str) -> None: ...
+
+    def previous(self) -> str: ...
+
+    def rollback(self) -> tuple[str, str]: ...
+
+    def log(self, action: str, **fields: Any) -> None: ...
+
+    async def subscribe(self, wake: Callable[[], None]) -> Unsubscribe | None:
+        """Call `wake` (on the running loop) whenever the version in service may have changed; None when this store
+        cannot tell, and the reloader only polls."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def previous_version(store: HeadStore) -> str:
+    """The version before the one in service: the next older installed one, else the default head."""
+    current = store.current()
+    if current == DEFAULT_VERSION:
+        raise LookupError("the default head is in service: there is nothing older to roll back to")
+    older = [n for n in store.versions() if int(n[1:]) < int(current[1:])]
+    return older[-1] if older else DEFAULT_VERSION
+
+
 class HeadVersions:
+    """`HeadStore` on a directory (see the module's docstring)."""
+
     def __init__(self, root: Path) -> None:
         self.root = root
+
+    @property
+    def location(self) -> str:
+        return str(self.root)
 
     @property
     def pointer(self) -> Path:
@@ -79,6 +151,21 @@ class HeadVersions:
         except FileNotFoundError:
             return DEFAULT_VERSION
         return name or DEFAULT_VERSION
+
+    def anchor(self) -> str:
+        """The version retraining judges every candidate against: an admin's pinned one, else the default head."""
+        try:
+            name = (self.root / _ANCHOR).read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            return DEFAULT_VERSION
+        return name or DEFAULT_VERSION
+
+    def pin_anchor(self, name: str) -> None:
+        """Make `name` the anchor (an admin vouches for it); `default` unpins."""
+        if name != DEFAULT_VERSION and name not in self.versions():
+            raise LookupError(f"no version {name!r} in {self.root}")
+        self._write_atomically(_ANCHOR, name)
+        self.log("anchor", version=name)
 
     def path_of(self, name: str) -> Path | None:
         """The directory of version `name`; None for the default head."""
@@ -138,13 +225,17 @@ class HeadVersions:
 
     def set_current(self, name: str) -> None:
         self.path_of(name)  # validates
+        self._write_atomically(_POINTER, name)
+
+    def _write_atomically(self, file: str, name: str) -> None:
+        """Replace `file` with `name`: a reader sees the old content or the new, never half (write, fsync, rename)."""
         self.root.mkdir(parents=True, exist_ok=True)
-        tmp = self.root / f".{_POINTER}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+        tmp = self.root / f".{file}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
         with open(tmp, "w", encoding="utf-8") as f:
             f.write(name + "\n")
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, self.pointer)
+        os.replace(tmp, self.root / file)
         # The rename itself is durable only once the directory is synced.
         fd = os.open(self.root, os.O_RDONLY)
         try:
@@ -153,12 +244,7 @@ class HeadVersions:
             os.close(fd)
 
     def previous(self) -> str:
-        """The version before the one in service: the next older installed one, else the default head."""
-        current = self.current()
-        older = [n for n in self.versions() if current == DEFAULT_VERSION or int(n[1:]) < int(current[1:])]
-        if current == DEFAULT_VERSION:
-            raise LookupError("the default head is in service: there is nothing older to roll back to")
-        return older[-1] if older else DEFAULT_VERSION
+        return previous_version(self)
 
     def rollback(self) -> tuple[str, str]:
         """Put the previous version in service; returns (from, to). Versions are kept, so this can be undone
@@ -174,34 +260,32 @@ class HeadVersions:
         with open(self.root / "history.jsonl", "a", encoding="utf-8") as f:
             f.write(json.dumps({"at": time.time(), "action": action, **fields}) + "\n")
 
+    async def subscribe(self, wake: Callable[[], None]) -> Unsubscribe | None:
+        return None  # a file's change is seen by polling it
+
+    def close(self) -> None:
+        pass
+
 
 # -- the running server's side ----------------------------------------------------------------------------------
 
 Build = Callable[[Path | None], Classifier]
 
 
-def classifier_builder(config: TriageConfig, clients: Mapping[str, Any]) -> Build:
+def classifier_builder(config: TriageConfig, clients: Mapping[str, Any], memory: Any = None) -> Build:
     """`build(version_dir)`: the configured classifier (`local` or `cascade`) with that version's head as its
-    local layer; None: the default head (`classifier.head`, else the shipped one)."""
+    local layer; None: the default head (`classifier.head`, else the shipped one). `memory`: the gateway's
+    correction memory, which every head version consults (it outlives them)."""
 
     def build(path: Path | None) -> Classifier:
         from triage.classify import LocalClassifier, build_classifier
         from triage.learn._trainer import HEAD_FILE
 
         head = path / HEAD_FILE if path is not None else config.classifier.head
-        local = LocalClassifier.load(head, categories=config.categories)
+        local = LocalClassifier.load(head, categories=config.categories, memory=memory)
         return build_classifier(config, clients, local=local)
 
     return build
-
-
-def make_reloader(
-    config: TriageConfig, clients: Mapping[str, Any], swap: Callable[[Classifier], None], *, interval: float = 1.0
-) -> HeadReloader | None:
-    """The reloader for a gateway, or None when its classifier has no head (`classifier.kind: rules`)."""
-    if config.classifier.kind == "rules":
-        return None
-    return HeadReloader(HeadVersions(heads_dir(config)), classifier_builder(config, clients), swap, interval=interval)
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,17 +299,20 @@ class ReloadResult:
 
 
 class HeadReloader:
-    """Keeps a server's classifier on the version `current` names.
+    """Keeps a server's classifier on the version in service.
 
     `build(path)` makes the configured classifier with the head in `path` (None: the default head); it runs in a
     thread, since loading weights blocks. `swap(classifier)` installs it: one reference assignment, so a request
     classifies entirely with the old classifier or entirely with the new one, and streams already answering are
     not touched. A version that fails to load is logged and skipped until the pointer moves again; the old
     classifier stays in service.
+
+    The reloader checks every `interval` seconds, and at once when the store says something changed (PostgreSQL's
+    NOTIFY). It owns `versions` and closes it on `stop()`.
     """
 
     def __init__(
-        self, versions: HeadVersions | None, build: Build, swap: Callable[[Classifier], None], *,
+        self, versions: HeadStore | None, build: Build, swap: Callable[[Classifier], None], *,
         interval: float = 1.0,
     ) -> None:
         self.versions = versions
@@ -237,11 +324,15 @@ class HeadReloader:
         self._failed: str | None = None
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
+        self._wake: asyncio.Event | None = None
+        self._unsubscribe: Unsubscribe | None = None
 
     async def start(self) -> None:
-        """Load the version in service if it is not the default, then watch the pointer."""
+        """Load the version in service if it is not the default, then watch for changes."""
         if self.versions is None or self._task is not None:
             return
+        self._wake = asyncio.Event()
+        self._unsubscribe = await self.versions.subscribe(self._wake.set)
         await self._check()
         self._task = asyncio.create_task(self._watch(), name="triage-head-watch")
 
@@ -250,6 +341,11 @@ class HeadReloader:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
+        if self._unsubscribe is not None:
+            await self._unsubscribe()
+            self._unsubscribe = None
+        if self.versions is not None:
+            await asyncio.to_thread(self.versions.close)
 
     async def reload(self, *, force: bool = False) -> ReloadResult:
         if self.versions is None:
@@ -260,7 +356,8 @@ class HeadReloader:
             if name == self.loaded and not force:
                 return ReloadResult(name, self.loaded, False)
             try:
-                classifier = await asyncio.to_thread(self._build, versions.path_of(name))
+                # path_of may fetch the version from the database: in the thread too.
+                classifier = await asyncio.to_thread(lambda: self._build(versions.path_of(name)))
             except Exception as exc:
                 self._failed = name
                 logger.exception("could not load head %s; keeping %s", name, self.loaded)
@@ -278,9 +375,20 @@ class HeadReloader:
                 await self.reload()
 
     async def _watch(self) -> None:
+        assert self._wake is not None
+        failing = False
         while True:
-            await asyncio.sleep(self._interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self._interval)
+            self._wake.clear()
             try:
                 await self._check()
             except Exception:
-                logger.exception("watching %s failed; will retry", self.versions and self.versions.pointer)
+                if not failing:  # once per outage, not once a second
+                    logger.exception("watching head versions at %s failed; will retry",
+                                     self.versions and self.versions.location)
+                failing = True
+            else:
+                if failing:
+                    logger.info("watching head versions at %s again", self.versions and self.versions.location)
+                failing = False

@@ -10,7 +10,6 @@ returns, which is what "a correction is durable before its 200" needs; batching 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import functools
 import logging
@@ -27,7 +26,7 @@ from triage.learn import _sqlite_sql as sql
 from triage.learn._records import DecisionRecord
 from triage.learn._store import Bucket, Correction, LabeledText, Stats
 
-__all__ = ["SQLiteStore", "open_store"]
+__all__ = ["SQLiteStore"]
 
 logger = logging.getLogger("triage.store")
 
@@ -261,14 +260,3 @@ class SQLiteStore:
         if worker is None:
             raise RuntimeError("the store is not started: await store.start() first")
         return worker
-
-
-@contextlib.asynccontextmanager
-async def open_store(config: StoreConfig, *, purge_interval: float = 3600.0) -> AsyncIterator[SQLiteStore]:
-    """A started store, stopped (and flushed) on exit: for the CLI and tests."""
-    store = SQLiteStore(config, purge_interval=purge_interval)
-    await store.start()
-    try:
-        yield store
-    finally:
-        await store.stop()

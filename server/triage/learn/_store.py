@@ -1,7 +1,7 @@
 """The store's interface: decision records (written off the request path) and human corrections (written at once).
 
-`Store` is a Protocol so a server database can stand in for the SQLite default (`triage.learn._sqlite`). The
-contract every implementation keeps:
+`Store` is a Protocol so a server database (`triage.learn._postgres`, selected by `store.url`) can stand in for the
+SQLite default (`triage.learn._sqlite`). The contract every implementation keeps:
 
 - `submit(record)` never blocks and never raises: the record goes to a bounded queue; when the queue is full the
   record is dropped and `dropped` counts it. A background writer flushes the queue in batches.
@@ -169,6 +169,11 @@ class Store(Protocol):
     @property
     def dropped(self) -> int:
         """Records lost: submitted to a full queue, after `stop()`, or in a batch the database refused."""
+        ...
+
+    @property
+    def queued(self) -> int:
+        """Records submitted and not yet written."""
         ...
 
     async def start(self) -> None:

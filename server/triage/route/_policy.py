@@ -37,7 +37,8 @@ def plan_route(
     """The plan for one request.
 
     - `forced_model`: the client named a configured model; routing is bypassed.
-    - confidence below `classifier.threshold`: the strongest model first, then the category's chain.
+    - confidence below the category's bar (`classifier.thresholds`, else `classifier.threshold`; an LLM answer is
+      held to the LLM layer's own): the strongest model first, then the category's chain.
     - `needs` (capabilities such as "tools" or "json" the request depends on): models lacking one are dropped;
       if none is left, the cheapest capable models stand in, so a tool call never goes to a model without tools.
     """
@@ -46,7 +47,7 @@ def plan_route(
     if decision is None:
         raise ValueError("plan_route needs a decision unless a model is forced")
     chain = list(config.routes[decision.category].models)
-    threshold = config.classifier.threshold
+    threshold = config.classifier.threshold_for(decision.category)
     if decision.classifier == "llm" and config.classifier.llm is not None:
         threshold = config.classifier.llm.threshold  # an LLM answer is held to the LLM layer's own bar
     if decision.confidence < threshold:

@@ -4,7 +4,7 @@ the cheap model starts while the classifier thinks)."""
 
 from triage.upstream._client import Upstreams
 from triage.upstream._errors import redact
-from triage.upstream._health import ModelHealth
+from triage.upstream._health import ModelHealth, SharedHealth
 from triage.upstream._speculation import Speculation, StagedClassifier, worth_speculating
 from triage.upstream._sse import SSEDecoder, SSEEvent
 from triage.upstream._stream import Chunk, ModelStream, has_token
@@ -15,6 +15,7 @@ __all__ = [
     "ModelStream",
     "SSEDecoder",
     "SSEEvent",
+    "SharedHealth",
     "Speculation",
     "StagedClassifier",
     "Upstreams",

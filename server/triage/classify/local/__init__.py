@@ -5,5 +5,15 @@ in well under a millisecond (`_classifier`)."""
 from triage.classify.local._classifier import LocalClassifier, default_head_path
 from triage.classify.local._features import Encoder, FeatureSpec, Featurizer
 from triage.classify.local._head import Head, train_head
+from triage.classify.local._memory import CorrectionMemory
 
-__all__ = ["Encoder", "FeatureSpec", "Featurizer", "Head", "LocalClassifier", "default_head_path", "train_head"]
+__all__ = [
+    "CorrectionMemory",
+    "Encoder",
+    "FeatureSpec",
+    "Featurizer",
+    "Head",
+    "LocalClassifier",
+    "default_head_path",
+    "train_head",
+]

@@ -36,6 +36,7 @@ from triage.classify.local._features import CLIPPED_CHARS as _CLIPPED
 from triage.classify.local._features import Encoder, Featurizer, clip_text
 from triage.classify.local._head import Head
 from triage.classify.local._lexical import follow_up_score, lexical_features, strip_politeness
+from triage.classify.local._memory import CorrectionMemory
 from triage.classify.local._prototypes import prototype_features
 
 if TYPE_CHECKING:
@@ -67,10 +68,15 @@ class LocalClassifier:
         *,
         context_weight: float = CONTEXT_WEIGHT,
         context_decay: float = CONTEXT_DECAY,
+        memory: CorrectionMemory | None = None,
     ) -> None:
         self.head = head
         # `encoder` by that name: benchmarks look the encoder up on the classifier to compare routers on it.
         self.encoder = encoder or Encoder.load()
+        # Reviewers' corrections, consulted before the head (see `_memory`); shared with the gateway, which adds to it.
+        self.memory = memory
+        if memory is not None:
+            memory.bind(self.encoder.embed_one)
         self.featurizer = Featurizer(self.encoder, head.spec)
         self.context_weight = context_weight
         self.context_decay = context_decay
@@ -86,7 +92,12 @@ class LocalClassifier:
 
     @classmethod
     def load(
-        cls, path: str | Path | None = None, *, categories: Sequence[str] | None = None, encoder: Encoder | None = None
+        cls,
+        path: str | Path | None = None,
+        *,
+        categories: Sequence[str] | None = None,
+        encoder: Encoder | None = None,
+        memory: CorrectionMemory | None = None,
     ) -> LocalClassifier:
         """The head at `path` (None: the shipped default). `categories`, if given, must be the head's (any order)."""
         file = Path(path) if path is not None else default_head_path()
@@ -98,11 +109,11 @@ class LocalClassifier:
                 f"classifier.head: the head decides between {sorted(head.categories)}, the routes are "
                 f"{sorted(categories)}: retrain it on the routes' categories (triage train)"
             )
-        return cls(head, encoder)
+        return cls(head, encoder, memory=memory)
 
     @classmethod
-    def from_config(cls, config: TriageConfig) -> LocalClassifier:
-        return cls.load(config.classifier.head, categories=config.categories)
+    def from_config(cls, config: TriageConfig, *, memory: CorrectionMemory | None = None) -> LocalClassifier:
+        return cls.load(config.classifier.head, categories=config.categories, memory=memory)
 
     @property
     def categories(self) -> Sequence[str]:
@@ -152,6 +163,14 @@ class LocalClassifier:
 
     def predict(self, request: ClassifyInput) -> Decision:
         started = time.perf_counter()
+        if self.memory is not None and len(self.memory):
+            recalled = self.memory.recall(self.encoder.embed_one(request.last_user))
+            if recalled is not None:
+                category, similarity = recalled
+                rest = (1.0 - similarity) / max(1, len(self.head.categories) - 1)
+                scores = {c: similarity if c == category else rest for c in self.head.categories}
+                ms = (time.perf_counter() - started) * 1000
+                return Decision(category, similarity, scores, "memory", ms, (LayerTiming(self.name, ms),))
         probabilities = self.head.calibrated_one(self.context_logits(request))
         confidence = max(probabilities)  # the first of equal maxima, as np.argmax picks
         category = self.head.categories[probabilities.index(confidence)]

@@ -50,7 +50,7 @@ __all__ = [
 
 ENCODER_NAME = "wordllama/l2_supercat_256"
 # Bump when the features a text maps to change (hashing, clipping, the lexical list): older heads then refuse to load.
-FEATURE_VERSION = 2
+FEATURE_VERSION = 3
 N_BUCKETS = 1 << 18
 # Longer texts keep their head and tail: the request is usually at one end of a pasted document. This bounds the
 # work per text (~1.5 ms at the cap, against ~0.2 ms for a typical request).

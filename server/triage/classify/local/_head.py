@@ -27,7 +27,7 @@ from triage.classify.local._features import Batch, FeatureSpec, Featurizer
 from triage.classify.local._prototypes import build_prototypes, prototype_features, prototype_features_loo
 from triage.classify.local._softmax import Prior, fit_softmax, log_softmax, one_blas_thread
 
-__all__ = ["FORMAT", "Head", "fit_temperature", "train_head"]
+__all__ = ["FORMAT", "Head", "fit_head", "fit_temperature", "train_head"]
 
 FORMAT = "triage-head/1"
 
@@ -162,6 +162,15 @@ def _folds(targets: npt.NDArray[np.int64], k: int, seed: int) -> npt.NDArray[np.
     return fold
 
 
+def _group_folds(groups: Sequence[str], k: int, seed: int) -> npt.NDArray[np.int64]:
+    """Fold numbers that keep each group (a data source) whole: a row is scored by a head that saw nothing of its
+    source. Rows without a group (the project's exemplars) are never held out: -1."""
+    names = sorted({g for g in groups if g})
+    order = np.random.default_rng(seed).permutation(len(names))
+    fold_of = {names[i]: n % k for n, i in enumerate(order)}
+    return np.array([fold_of.get(g, -1) for g in groups], dtype=np.int64)
+
+
 def train_head(
     texts: Sequence[str],
     labels: Sequence[str],
@@ -174,10 +183,15 @@ def train_head(
     folds: int = 5,
     seed: int = 0,
     prior: Head | None = None,
+    groups: Sequence[str] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> Head:
     """Fit a head on labeled texts (weighted by `sample_weight`, e.g. reviewed corrections above base data) and
     calibrate it on k-fold out-of-fold logits (`folds < 2`: no calibration, T = 1).
+
+    `groups`: each text's source. The folds then hold out whole sources, so the temperature is fitted on how the
+    head does on sources it never saw, as a new user's traffic is, not on rows of sources it knows (which made it
+    confident where it should not be: issue 16). Texts with an empty group are always trained on.
 
     `featurizer`: reuse a loaded one (the encoder takes ~0.1 s to load); its spec wins over `spec`.
     `prior`: a previous head (same categories and features) to shrink towards instead of zero: a refit on new data
@@ -213,13 +227,20 @@ def train_head(
     batch = featurizer.batch(texts)
     note("features")
     with one_blas_thread():
-        head = _fit_and_calibrate(batch, targets, weights, cats, featurizer.spec, c, folds, seed, shrink, prior, note)
+        fold = None
+        if folds >= 2 and len(targets) >= 2 * folds:
+            if groups is not None and len({g for g in groups if g}) >= 2:
+                fold = _group_folds(groups, min(folds, len({g for g in groups if g})), seed)
+            else:
+                fold = _folds(targets, folds, seed)
+        head = _fit_and_calibrate(batch, targets, weights, cats, featurizer.spec, c, fold, seed, shrink, prior, note)
 
     head.meta = {
         "examples": len(texts),
         "per_category": {cat: int((targets == i).sum()) for i, cat in enumerate(cats)},
         "c": c,
         "folds": folds,
+        "calibration": "out of source" if groups is not None and len({g for g in groups if g}) >= 2 else "k-fold",
         "out_of_fold_accuracy": head.meta["out_of_fold_accuracy"],
         "prior": prior is not None,
         "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -235,31 +256,33 @@ def _fit_and_calibrate(
     cats: tuple[str, ...],
     spec: FeatureSpec,
     c: float,
-    folds: int,
+    fold: npt.NDArray[np.int64] | None,
     seed: int,
     shrink: Prior | None,
     prior: Head | None,
     note: Callable[[str], None],
 ) -> Head:
+    """`fold`: each row's fold (-1: always trained on); None: no calibration."""
     temperature, oof_accuracy = 1.0, None
-    if folds >= 2 and len(targets) >= 2 * folds:
-        fold = _folds(targets, folds, seed)
+    if fold is not None:
+        folds = int(fold.max()) + 1
         oof = np.zeros((len(targets), len(cats)))
         for k in range(folds):
             train, held = np.flatnonzero(fold != k), np.flatnonzero(fold == k)
-            part = _fit(batch.take(train), targets[train], weights[train], cats, spec, c, seed, shrink, prior)
+            part = fit_head(batch.take(train), targets[train], weights[train], cats, spec, c, seed, shrink, prior)
             oof[held] = part.logits(batch.take(held))
             note(f"fold {k + 1}/{folds}")
-        temperature = fit_temperature(oof, targets, weights)
-        oof_accuracy = float((oof.argmax(axis=1) == targets).mean())
-    head = _fit(batch, targets, weights, cats, spec, c, seed, shrink, prior)
+        scored = fold >= 0
+        temperature = fit_temperature(oof[scored], targets[scored], weights[scored])
+        oof_accuracy = float((oof[scored].argmax(axis=1) == targets[scored]).mean())
+    head = fit_head(batch, targets, weights, cats, spec, c, seed, shrink, prior)
     note("fit")
     head.temperature = temperature
     head.meta = {"out_of_fold_accuracy": oof_accuracy}
     return head
 
 
-def _fit(
+def fit_head(
     batch: Batch,
     targets: npt.NDArray[np.int64],
     weights: npt.NDArray[np.float64],
@@ -267,9 +290,11 @@ def _fit(
     spec: FeatureSpec,
     c: float,
     seed: int,
-    shrink: Prior | None,
-    prior: Head | None,
+    shrink: Prior | None = None,
+    prior: Head | None = None,
 ) -> Head:
+    """A head fitted on `batch` (no calibration: temperature 1). `shrink`: the weights the penalty pulls towards;
+    `prior`: the head whose hashed weights fill the buckets `batch` never touches."""
     prototypes = None
     if spec.prototypes > 0:
         if spec.dense_weight <= 0:

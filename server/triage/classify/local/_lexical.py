@@ -152,11 +152,46 @@ _PATTERNS: dict[str, re.Pattern[str]] = {
     ),
     "order_status": re.compile(r"\bmy\b[^.?!]{0,30}\b(be delivered|arrive|ship|shipped|out for delivery|on its way)\b"),
     "verb_me": re.compile(r"^\w+ (me|us)\b"),
+    # Implicit multi-hop questions (issue 16): several facts chained, which a bag of words reads as one trivia
+    # question. "Could X have done Y" (not "could you have it ..."), the lifetimes of two things compared, an entity
+    # named through another ("the country where X was born"), two entities compared or matched.
+    "counterfactual": re.compile(
+        r"\b(could|would|might) (?!(?:you|u|i|we|it|this|that|they|there)\b)[a-z0-9'.\- ]{2,60}? have "
+        r"(?!to\b|a\b|an\b|the\b|my\b|any\b|some\b)[a-z]+"
+    ),
+    "lifetime": re.compile(
+        r"\b(still alive|alive when|alive to see|born before|born after|died before|died after|in (?:his|her|their) "
+        r"lifetime)\b|\b(when|before|after|while|during|by the time)\b[^.?!]{1,60}\b(?:was|were) (born|founded|"
+        r"invented|built|elected|released|published|formed|opened|discovered|crowned|written|signed)\b"
+    ),
+    "nested_relation": re.compile(
+        r"\bthe (country|city|state|nation|town|team|club|band|group|company|person|man|woman|author|writer|director|"
+        r"actor|actress|singer|composer|painter|artist|president|king|queen|leader|capital|language|currency|"
+        r"university|school|film|movie|book|novel|album|song|river|mountain|country's|city's)\b[^.?!]{0,12}?\b(where|that|"
+        r"which|who|whose|in which|of which)\b"
+    ),
+    "comparison_pair": re.compile(
+        r"\b(older|younger|taller|shorter|bigger|larger|smaller|longer|earlier|later|first|farther|further|heavier|"
+        r"higher|deeper|faster|slower|richer|closer)\b[^.?!]{0,60} or\b|\b(older|younger|taller|heavier|earlier|"
+        r"bigger|larger|longer) than\b|\bboth [^.?!]{1,60}\band\b|\bthe same (nationality|country|age|year|"
+        r"decade|century|city|team|height|language|continent)\b"
+    ),
+    "estimation": re.compile(
+        r"\b(roughly|approximately|estimate|ballpark|order of magnitude|rough guess|back of the envelope)\b|\bhow "
+        r"(many|much|long|far)\b[^.?!]{1,60}\b(would|could|are there|would it take|does it take|fit)\b"
+    ),
+    # Work on a text the request carries (a translation, a rewrite, a summary): a cheap model's job, however much
+    # its opening verb sounds like a command.
+    "text_task": re.compile(
+        r"^(re-?write|rephrase|reword|paraphrase|summari[sz]e|translate|proofread|shorten|simplify|edit|polish|"
+        r"correct|improve|make (?:this|it) (?:sound|more|less|shorter|longer)|turn this into|put this into|what does "
+        r"this (?:mean|say))\b"
+    ),
 }
-# Patterns that match the original text (case kept); the others see it lower-cased; `faq` and `verb_me` see the
-# body after politeness is stripped.
+# Patterns that match the original text (case kept); the others see it lower-cased; `faq`, `verb_me` and
+# `text_task` see the body after politeness is stripped.
 _CASED = _words("identifier narrative code_names code_block quoted ends_question")
-_ON_BODY = frozenset({"faq", "verb_me"})
+_ON_BODY = frozenset({"faq", "verb_me", "text_task"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +207,11 @@ class _Hint:
 
 
 _HINTS: dict[str, _Hint] = {
+    "counterfactual": _Hint(("could ", "would ", "might ")),
+    "lifetime": _Hint(("alive", "born", "died", "lifetime", "when", "before", "after", "while", "during", "by the ")),
+    "nested_relation": _Hint(("the ",)),
+    "comparison_pair": _Hint((" or", " than", "both ", "the same ")),
+    "estimation": _Hint(("rough", "approximately", "estimate", "ballpark", "magnitude", "envelope", "how ")),
     "my_data": _Hint(("my ",)),
     "clock": _Hint(("o'clock", "noon", "midnight"), digit=True),
     "date_numeric": _Hint(digit=True),

@@ -25,6 +25,15 @@ __all__ = ["build_prototypes", "prototype_features", "prototype_features_loo"]
 F32 = npt.NDArray[np.float32]
 
 
+def _cluster_sums(x: F32, assigned: npt.NDArray[np.int64], k: int) -> F32:
+    """The sum of the rows of `x` assigned to each of `k` clusters: a one-hot product, which BLAS runs far faster
+    than np.add.at's row-by-row scatter (1.8 s of a 26k-request fit)."""
+    members = np.zeros((k, len(x)), dtype=x.dtype)
+    members[assigned, np.arange(len(x))] = 1.0
+    sums: F32 = members @ x
+    return sums
+
+
 def _spherical_kmeans(x: F32, k: int, *, seed: int, iterations: int = 15) -> F32:
     """k unit centroids of unit rows `x` (k-means++ seeding on cosine distance)."""
     n = len(x)
@@ -41,8 +50,7 @@ def _spherical_kmeans(x: F32, k: int, *, seed: int, iterations: int = 15) -> F32
     centres = x[chosen].copy()
     for _ in range(iterations):
         assigned = (x @ centres.T).argmax(axis=1)
-        sums = np.zeros_like(centres)
-        np.add.at(sums, assigned, x)
+        sums = _cluster_sums(x, assigned, len(centres))
         norms = np.linalg.norm(sums, axis=1)
         moved = norms > 0
         centres[moved] = sums[moved] / norms[moved, None]
@@ -117,8 +125,7 @@ def prototype_features_loo(
             centres = class_prototypes[run * k : (run + 1) * k]
             own = embeddings[members]
             assigned = (own @ centres.T).argmax(axis=1)
-            sums = np.zeros_like(centres)
-            np.add.at(sums, assigned, own)
+            sums = _cluster_sums(own, assigned, len(centres))
             without = sums[assigned] - own
             norms = np.linalg.norm(without, axis=1)
             left_out = np.where(norms > 1e-9, (without * own).sum(axis=1) / np.maximum(norms, 1e-9), 0.0)

@@ -1,6 +1,7 @@
 """Weighted, L2-regularised multinomial logistic regression on dense + sparse features, fitted by L-BFGS in numpy.
 
-Written here rather than taken from scikit-learn so that retraining inside a running server needs numpy only.
+Written here rather than taken from scikit-learn so that retraining inside a running server needs numpy and scipy's
+sparse matrices only.
 The objective matches scikit-learn's `LogisticRegression(C=c)` with sample weights:
 
     0.5 * ||W||^2 + c * sum_i w_i * cross_entropy(softmax(W x_i + b), y_i)        (the bias is not penalised)
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+import scipy.sparse
 
 from triage.classify.local._features import Batch
 
@@ -119,17 +121,11 @@ def fit_softmax(
     else:
         centre = np.concatenate([prior.dense_w.ravel(), prior.sparse_w[columns].ravel()]).astype(np.float64)
         start = np.concatenate([centre, prior.bias.astype(np.float64)])
-    values = batch.values.astype(np.float64)
-    dense = batch.dense.astype(np.float64)
-    # Sums over each row's non-zeros and over each column's, as segment sums (np.add.reduceat) on a layout sorted
-    # for each: one C loop for all classes at once.
-    counts = np.diff(batch.indptr)
-    filled = counts > 0
-    row_starts = batch.indptr[:-1][filled]
-    by_column = np.argsort(compact, kind="stable")
-    column_starts = np.flatnonzero(np.r_[True, np.diff(compact[by_column]) != 0])
-    rows_of_sorted = np.repeat(np.arange(n), counts)[by_column]
-    values_by_column = values[by_column][:, None]
+    dense_t = np.ascontiguousarray(batch.dense.T, dtype=np.float64)
+    # The hashed block as a CSR matrix over the columns that occur, and its transpose: scipy's sparse products are
+    # ~10x numpy's gather-and-segment-sum here (1M non-zeros for 26k requests: 3 against 40 ms a pass).
+    sparse = scipy.sparse.csr_matrix((batch.values.astype(np.float64), compact, batch.indptr), shape=(n, k))
+    sparse_t = sparse.T.tocsr()
     onehot = np.zeros((n, n_classes))
     onehot[np.arange(n), targets] = 1.0
     sample = weights / weights.sum()
@@ -145,17 +141,14 @@ def fit_softmax(
     def fg(theta: F64) -> tuple[float, F64]:
         wd, ws, b = unpack(theta)
         dwd, dws = wd - centre_wd, ws - centre_ws
-        z = dense @ wd + b
-        if row_starts.size:
-            z[filled] += np.add.reduceat(ws[compact] * values[:, None], row_starts, axis=0)
+        z = (wd.T @ dense_t).T + sparse @ ws + b
         logp = log_softmax(z)
         loss = -float((sample * (logp * onehot).sum(axis=1)).sum())
         loss += 0.5 * penalty * (float((dwd * dwd).sum()) + float((dws * dws).sum()))
         residual = (np.exp(logp) - onehot) * sample[:, None]
-        grad_wd = dense.T @ residual + penalty * dwd
-        grad_ws = penalty * dws
-        if k:
-            grad_ws += np.add.reduceat(residual[rows_of_sorted] * values_by_column, column_starts, axis=0)
+        # (d, n) @ (n, C): BLAS runs the (C, n) @ (n, d) form of this product ten times slower here (39 vs 3.4 ms).
+        grad_wd = dense_t @ residual + penalty * dwd
+        grad_ws = sparse_t @ residual + penalty * dws
         return loss, np.concatenate([grad_wd.ravel(), grad_ws.ravel(), residual.sum(axis=0)])
 
     theta = lbfgs(fg, start, max_iter=max_iter)
