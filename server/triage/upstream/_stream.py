@@ -111,8 +111,8 @@ _END_OF_BODY_WAIT = 0.5
 
 async def _read_to_end(response: aiohttp.ClientResponse) -> None:
     """Read on to the end of an answer's body, so its connection goes back to the pool. A provider that keeps the
-    body open past `[DONE]` costs that connection (closed on release), never the answer."""
-    with contextlib.suppress(TimeoutError):
+    body open past `[DONE]`, or breaks it off there, costs that connection (closed on release), never the answer."""
+    with contextlib.suppress(TimeoutError, aiohttp.ClientError):
         async with asyncio.timeout(_END_OF_BODY_WAIT):
             await response.content.read()
 
