@@ -12,8 +12,15 @@ Re-parsing is quadratic, so at 96 KB the baselines are timed on every k-th prefi
 sample's sum times k (marked `~`); the ratios at 24 KB use full runs. Patch bytes are the patches as compact JSON
 (UTF-8), per 4-character chunk as `feed` returns them, and coalesced over batches of chunks (what a UI stream that
 flushes every few chunks would send), against the JSON text's own bytes.
-The same text sent as plain `{"text": chunk}` deltas is the yardstick: no JSON event per 4-character chunk can
-cost less than that, so a per-chunk ratio under 2x is out of reach for any self-describing patch.
+The same text sent as plain `{"text": chunk}` deltas is the yardstick: no self-describing JSON-Patch event per
+4-character chunk can cost less than that.
+
+Wire bytes (issue 18) are what the UI stream really sends: the compact encoding of `structured/_wire`
+(`WireEncoder`), one `patch` event per upstream read, here one read per chunk (`wire_vs_plain_deltas`: against the
+plain deltas of the same chunks, goal <= 1.0) and one per 16 chunks (`wire_vs_json_coalesced16`: against the JSON
+text, goal <= 2.0). Both count each event's `data` only, as the patch figures do; the `_sse` variants add the SSE
+framing of every event (`event: patch\ndata: ` ... blank line: the same 20 bytes per event as for `delta`). The
+parser's time with the encoder behind it is `triage_wire_ms_24kb`.
 
 Prints a table, then as its last line one JSON object of figures (ratios measured within this run).
 Run: .venv/bin/python bench/partial_json.py   (about 30-40 s)
@@ -33,7 +40,7 @@ from typing import Any
 import jiter
 import partial_json_parser  # type: ignore[import-untyped]  # ships no py.typed
 
-from triage.stream.structured import IncrementalJSONParser, Patch, SchemaValidator, coalesce
+from triage.stream.structured import IncrementalJSONParser, Patch, SchemaValidator, WireEncoder, coalesce
 
 CHUNK = 4
 SIZES = {"1.5KB": 1_500, "6KB": 6_000, "24KB": 24_000, "96KB": 96_000}
@@ -170,6 +177,31 @@ def run_triage(chunks: list[str], schema: SchemaValidator | None) -> tuple[float
     return min(totals), _p99(samples), per_chunk
 
 
+def run_wire(chunks: list[str], batch: int) -> tuple[float, list[bytes]]:
+    """Parse and encode as the UI stream does, one event per `batch` chunks: (best total ms, each event's data)."""
+    totals: list[float] = []
+    events: list[bytes] = []
+    clock = time.perf_counter_ns
+    for _ in range(REPEATS):
+        parser, encoder = IncrementalJSONParser(), WireEncoder()
+        feed, encode = parser.feed, encoder.encode
+        events = []
+        start = clock()
+        for i in range(0, len(chunks), batch):
+            patches = feed(chunks[i]) if batch == 1 else [p for c in chunks[i : i + batch] for p in feed(c)]
+            data = encode(patches)
+            if data:
+                events.append(data)
+        tail = encoder.encode(parser.finish())
+        if tail:
+            events.append(tail)
+        totals.append((clock() - start) / 1e6)
+    return min(totals), events
+
+
+_SSE_FRAMING = len(b"event: patch\ndata: ") + len(b"\n\n")  # the same for `delta`
+
+
 def run_reparse(chunks: list[str], parse: Callable[[str], object], stride: int) -> tuple[float, float, int]:
     """Re-parse the accumulated text at every `stride`-th chunk: (estimated total ms, p99 us, failures)."""
     samples: list[int] = []
@@ -207,6 +239,10 @@ def delta_bytes(chunks: list[str]) -> int:
     return sum(len(json.dumps({"text": c}, ensure_ascii=False, separators=(",", ":")).encode()) for c in chunks)
 
 
+def wire_bytes(events: list[bytes], *, sse: bool = False) -> int:
+    return sum(len(e) for e in events) + (_SSE_FRAMING * len(events) if sse else 0)
+
+
 def patch_bytes(per_chunk: list[list[Patch]], batch: int) -> int:
     return sum(
         _size(coalesce(p for chunk in per_chunk[i : i + batch] for p in chunk)) for i in range(0, len(per_chunk), batch)
@@ -226,6 +262,9 @@ def main() -> None:
         pjp = run_reparse(chunks, _pjp, STRIDE["pjp"].get(name, 1))
         jit = run_reparse(chunks, _jiter, STRIDE["jiter"].get(name, 1))
         text_bytes = len(text.encode())
+        wire_ms, wire1 = run_wire(chunks, 1)
+        _, wire16 = run_wire(chunks, 16)
+        deltas = delta_bytes(chunks)
         row: dict[str, Any] = {
             "size": name,
             "bytes": text_bytes,
@@ -245,6 +284,12 @@ def main() -> None:
             "patch_ratio_per_chunk": patch_bytes(per_chunk, 1) / text_bytes,
             "delta_ratio_per_chunk": delta_bytes(chunks) / text_bytes,
             "patch_ratio_whole": patch_bytes(per_chunk, len(per_chunk)) / text_bytes,
+            "wire_ms": wire_ms,
+            "wire_vs_plain_deltas": wire_bytes(wire1) / deltas,
+            "wire_vs_plain_deltas_sse": wire_bytes(wire1, sse=True) / (deltas + _SSE_FRAMING * len(chunks)),
+            "wire_vs_json_coalesced16": wire_bytes(wire16) / text_bytes,
+            "wire_vs_json_coalesced16_sse": wire_bytes(wire16, sse=True) / text_bytes,
+            "wire_vs_json_per_chunk": wire_bytes(wire1) / text_bytes,
         }
         for batch in BATCHES:
             row[f"patch_ratio_batch{batch}"] = patch_bytes(per_chunk, batch) / text_bytes
@@ -258,7 +303,7 @@ def main() -> None:
         f"{'size':>6} {'bytes':>7} {'chunks':>6} | {'triage ms':>9} {'p99 us':>6} | {'+schema ms':>10} {'p99 us':>6} |"
         f" {'pjp ms':>9} {'p99 us':>8} | {'jiter ms':>8} {'p99 us':>6} | {'x pjp':>6} {'x jiter':>7} |"
         f" patch bytes / JSON bytes: per chunk, batch " + ", ".join(map(str, BATCHES)) + ", whole"
-        " | plain-text deltas per chunk"
+        " | plain-text deltas per chunk | wire: per chunk vs deltas, coalesced 16 vs JSON"
     )
     print(header)
     print("-" * len(header))
@@ -272,6 +317,7 @@ def main() -> None:
             f" {r['pjp_ms'] / r['triage_ms']:>6.0f} {r['jiter_ms'] / r['triage_ms']:>7.1f} | "
             + "  ".join(f"{x:.2f}" for x in ratios)
             + f" | {r['delta_ratio_per_chunk']:.2f}"
+            + f" | {r['wire_vs_plain_deltas']:.2f}  {r['wire_vs_json_coalesced16']:.2f}"
         )
     by = {r["size"]: r for r in rows}
     at24 = by["24KB"]
@@ -293,7 +339,17 @@ def main() -> None:
         **{f"patch_ratio_batch{b}_24kb": round(at24[f"patch_ratio_batch{b}"], 2) for b in BATCHES},
         "patch_ratio_whole_24kb": round(at24["patch_ratio_whole"], 2),
         "smallest_batch_within_2x_24kb": smallest_2x,
+        "triage_wire_ms_24kb": round(at24["wire_ms"], 2),
+        "wire_vs_plain_deltas": round(at24["wire_vs_plain_deltas"], 3),
+        "wire_vs_plain_deltas_sse": round(at24["wire_vs_plain_deltas_sse"], 3),
+        "wire_vs_json_coalesced16": round(at24["wire_vs_json_coalesced16"], 3),
+        "wire_vs_json_coalesced16_sse": round(at24["wire_vs_json_coalesced16_sse"], 3),
+        "wire_vs_json_per_chunk": round(at24["wire_vs_json_per_chunk"], 3),
+        "wire_vs_plain_deltas_max_over_sizes": round(max(r["wire_vs_plain_deltas"] for r in rows), 3),
+        "wire_vs_json_coalesced16_max_over_sizes": round(max(r["wire_vs_json_coalesced16"] for r in rows), 3),
         "goal_total_24kb_le_30ms": at24["triage_ms"] <= 30,
+        "goal_wire_le_plain_deltas": at24["wire_vs_plain_deltas"] <= 1.0,
+        "goal_wire_coalesced16_le_2x_json": at24["wire_vs_json_coalesced16"] <= 2.0,
         "goal_100x_pjp": at24["pjp_ms"] / at24["triage_ms"] >= 100,
         "goal_10x_jiter": at24["jiter_ms"] / at24["triage_ms"] >= 10,
         "goal_p99_flat_1_5x": flatness <= 1.5,

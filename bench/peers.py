@@ -1,11 +1,17 @@
 """Triage beside its peers (issue 9): LiteLLM's proxy on the same load, semantic-router on the same decisions.
 
-Load: the simulated provider, Triage (`triage serve`, `model: auto`) and LiteLLM's proxy (no database, one model
-pointing at the simulator, a master key, one worker) run in processes of their own on loopback, both gateways in
-front of the same simulator; a separate load generator sends the same streamed requests to the simulator directly,
-to Triage and to LiteLLM, arms interleaved round by round, at concurrency 1, 64 and 256. Figures: added time to
-first token over going straight to the simulator (p50/p99), requests per second, CPU seconds per 1,000 requests
-and peak RSS of each gateway process, and the ratios Triage / LiteLLM.
+Load: the simulated provider, Triage (`triage serve`, `model: auto`), a bare ASGI byte relay on Triage's stack
+(`_load.start_floor_proxy`: uvicorn, uvloop, httptools, one aiohttp session; no parsing, no routing: the floor any
+Python hop costs) and LiteLLM's proxy (no database, one model pointing at the simulator, a master key, one worker)
+run in processes of their own on loopback, all three in front of the same simulator; a separate load generator
+sends the same streamed requests to the simulator directly, to Triage, to the relay and to LiteLLM, arms
+interleaved round by round, at concurrency 1, 64 and 256. Figures: added time to first token over going straight
+to the simulator (p50/p99), requests per second, CPU seconds per 1,000 requests and peak RSS of each gateway
+process, and the ratios Triage / LiteLLM and Triage / relay.
+
+The last line's headline keys (issue 18): `added_ttft_p50_ms` and `relay_added_ttft_p50_ms` (c=1, ms over
+direct), `vs_litellm_added_ttft_p50` (c=1, Triage's added p50 over LiteLLM's), `c64_rps_vs_direct`,
+`c256_rps_vs_relay`, and `cpu_s_per_1k` (Triage's, per concurrency).
 
 Routing decisions: aurelio's semantic-router (an `IndexedRouter` on the train split's utterances, calibrated with
 its own `fit()` on the train split), with Triage's own encoder wrapped as its `DenseEncoder`, against Triage's
@@ -18,7 +24,8 @@ LiteLLM and semantic-router live in their own virtualenv, bench/.venv (ignored b
     .venv/bin/python bench/peers.py --quick    # a smoke test
     .venv/bin/python bench/peers.py --skip-routing | --skip-load
 
-Goals: Triage's added p50 TTFT <= 1/10 of LiteLLM's at every concurrency; Triage's decisions better than
+Goals: Triage's added p50 TTFT <= 1/10 of LiteLLM's at every concurrency, and at c=1 <= the relay's + 0.5 ms;
+c=64 req/s >= 0.90 of direct; c=256 req/s >= 0.90 of the relay's; Triage's decisions better than
 semantic-router's on macro-F1 and under-routing at <= 1/5 of its decision latency.
 """
 
@@ -48,6 +55,7 @@ from _load import (
     json_line,
     measure,
     print_table,
+    start_floor_proxy,
     start_sim,
     start_triage,
     stopping,
@@ -92,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     routing_reserve = 0.0 if args.skip_routing else (60.0 if args.quick else 150.0)
     if not args.skip_load:
         out["load"] = run_load(args, deadline - routing_reserve)
+        out.update(headline(out["load"]))
     if not args.skip_routing:
         out["routing"] = run_routing(args, deadline)
     out["goals"] = goals(out)
@@ -158,7 +167,8 @@ def run_load(args: argparse.Namespace, deadline: float) -> dict[str, Any]:
     sim = start_sim(ttft_ms=args.ttft_ms, tokens_per_s=args.tokens_per_s, completion_tokens=args.completion_tokens)
     with stopping(sim):
         triage = start_triage(triage_config(sim.url, workdir, classifier=args.classifier))
-        with stopping(triage):
+        relay = start_floor_proxy(sim.url)
+        with stopping(triage, relay):
             litellm = start_litellm(sim.url, workdir)
             loadgen = LoadGen()
             with stopping(litellm, loadgen):
@@ -169,6 +179,7 @@ def run_load(args: argparse.Namespace, deadline: float) -> dict[str, Any]:
                     arms = [
                         Arm("direct", sim.url, stream_body("cheap", PROMPT), server=sim),
                         Arm("triage", triage.url, stream_body("auto", PROMPT), server=triage),
+                        Arm("relay", relay.url, stream_body("cheap", PROMPT), server=relay),
                         Arm("litellm", litellm.url, stream_body("cheap", PROMPT), server=litellm,
                             headers={"authorization": f"Bearer {MASTER_KEY}"}),
                     ]
@@ -186,15 +197,17 @@ def run_load(args: argparse.Namespace, deadline: float) -> dict[str, Any]:
                 print_table(results)
                 out = load_figures(results)
                 out["peak_rss_mb"] = {"triage": round(triage.peak_rss_mb(), 1),
+                                      "relay": round(relay.peak_rss_mb(), 1),
                                       "litellm": round(litellm.peak_rss_mb(), 1)}
                 out["peak_rss_ratio"] = round(triage.peak_rss_mb() / litellm.peak_rss_mb(), 3)
                 out["truncated_by_time_limit"] = truncated
     print(f"\npeak RSS: triage {out['peak_rss_mb']['triage']} MB, litellm {out['peak_rss_mb']['litellm']} MB")
-    print(f"{'conc':>4} {'+ttft p50 T/L':>14} {'+ttft p99 T/L':>14} {'rps T/L':>8} {'cpu/1k T/L':>10}")
+    print(f"{'conc':>4} {'+ttft p50 T/L':>14} {'+ttft p99 T/L':>14} {'rps T/L':>8} {'cpu/1k T/L':>10} "
+          f"{'rps T/relay':>11} {'rps T/direct':>12}")
     for c in args.concurrency:
         r = out["ratios"][f"c{c}"]
         print(f"{c:>4} {_fmt(r['added_ttft_p50']):>14} {_fmt(r['added_ttft_p99']):>14} {_fmt(r['rps']):>8} "
-              f"{_fmt(r['cpu_s_per_1k']):>10}")
+              f"{_fmt(r['cpu_s_per_1k']):>10} {_fmt(r['rps_vs_relay']):>11} {_fmt(r['rps_vs_direct']):>12}")
     return out
 
 
@@ -212,11 +225,12 @@ def load_figures(results: dict[int, list[Arm]]) -> dict[str, Any]:
     keys = ("added_ttft_p50_ms", "added_ttft_p99_ms", "added_total_p50_ms", "added_total_p99_ms", "rps",
             "rps_ratio", "cpu_s_per_1k", "requests", "errors")
     for c, arms in results.items():
-        direct, triage, litellm = arms
-        t, lt = figures(triage, direct), figures(litellm, direct)
+        direct, triage, relay, litellm = arms
+        t, r, lt = figures(triage, direct), figures(relay, direct), figures(litellm, direct)
         out["by_concurrency"][f"c{c}"] = {
             "direct": {"ttft_p50_ms": figures(direct, direct)["ttft_p50_ms"], "rps": round(direct.rps, 1)},
             "triage": {k: t[k] for k in keys},
+            "relay": {k: r[k] for k in keys},
             "litellm": {k: lt[k] for k in keys},
             "loadgen_cpu_busy": round(direct.loadgen_busy, 2),
         }
@@ -225,7 +239,29 @@ def load_figures(results: dict[int, list[Arm]]) -> dict[str, Any]:
             "added_ttft_p99": _ratio(t["added_ttft_p99_ms"], lt["added_ttft_p99_ms"]),
             "rps": _ratio(t["rps"], lt["rps"]),
             "cpu_s_per_1k": _ratio(t["cpu_s_per_1k"], lt["cpu_s_per_1k"]),
+            "rps_vs_relay": _ratio(t["rps"], r["rps"]),
+            "rps_vs_direct": _ratio(t["rps"], direct.rps),
+            "added_ttft_p50_minus_relay_ms": round(t["added_ttft_p50_ms"] - r["added_ttft_p50_ms"], 2),
         }
+    return out
+
+
+def headline(load: dict[str, Any]) -> dict[str, Any]:
+    """The issue-18 figures, flat, for the last line: c=1 added TTFT (Triage's, the relay's, over LiteLLM's), c=64
+    req/s over direct, c=256 req/s over the relay, and Triage's CPU per 1,000 streams at each concurrency."""
+    by, ratios = load["by_concurrency"], load["ratios"]
+    out: dict[str, Any] = {}
+    if "c1" in by:
+        out["added_ttft_p50_ms"] = by["c1"]["triage"]["added_ttft_p50_ms"]
+        out["relay_added_ttft_p50_ms"] = by["c1"]["relay"]["added_ttft_p50_ms"]
+        out["litellm_added_ttft_p50_ms"] = by["c1"]["litellm"]["added_ttft_p50_ms"]
+        out["vs_litellm_added_ttft_p50"] = ratios["c1"]["added_ttft_p50"]
+    for c in ("c64", "c256"):
+        if c in by:
+            out[f"{c}_rps_vs_direct"] = ratios[c]["rps_vs_direct"]
+            out[f"{c}_rps_vs_relay"] = ratios[c]["rps_vs_relay"]
+    out["cpu_s_per_1k"] = {c: by[c]["triage"]["cpu_s_per_1k"] for c in by}
+    out["relay_cpu_s_per_1k"] = {c: by[c]["relay"]["cpu_s_per_1k"] for c in by}
     return out
 
 
@@ -249,6 +285,15 @@ def goals(out: dict[str, Any]) -> dict[str, bool | None]:
         result["triage_added_ttft_p50_le_tenth_of_litellm"] = all(
             result[f"triage_added_ttft_p50_le_tenth_of_litellm_{c}"] for c in parts
         )
+        by = load["by_concurrency"]
+        if "c1" in by:
+            result["c1_added_ttft_p50_le_relay_plus_0_5ms"] = (
+                by["c1"]["triage"]["added_ttft_p50_ms"] <= by["c1"]["relay"]["added_ttft_p50_ms"] + 0.5
+            )
+        if "c64" in load["ratios"]:
+            result["c64_rps_ge_0_9_of_direct"] = load["ratios"]["c64"]["rps_vs_direct"] >= 0.9
+        if "c256" in load["ratios"]:
+            result["c256_rps_ge_0_9_of_relay"] = load["ratios"]["c256"]["rps_vs_relay"] >= 0.9
     routing = out.get("routing")
     if routing and routing.get("triage") and routing.get("semantic_router"):
         t, s = routing["triage"], routing["semantic_router"]

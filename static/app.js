@@ -394,7 +394,7 @@ function handle(answer, event, data) {
     case "patch":
       if (!answer.card) return false;
       try {
-        answer.card.apply(data);
+        answer.card.applyEvent(data);
       } catch (error) {
         answer.fail(`a structured-output patch did not apply: ${error.message}`);
         answer.setState("error");

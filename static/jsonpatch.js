@@ -1,5 +1,6 @@
-// Field patches of a structured answer: the browser's applier of server/triage/_jsonpatch.py, which is the spec
-// (its module docstring). Functions below follow `apply_patch` and its helpers line by line.
+// Field patches of a structured answer: the browser's applier of server/triage/stream/structured/_patch.py, which is
+// the spec (its module docstring). Functions below follow `apply_patch` and its helpers line by line. `WireDecoder`
+// (at the end) turns the compact `patch` events of stream/structured/_wire.py back into those patches.
 //
 // A client keeps a document that starts as {} and applies the patches in order; after the last one the document
 // equals JSON.parse of the model's full JSON text. `applyPatch` never modifies its input: containers on the path
@@ -116,4 +117,75 @@ export function applyPatch(doc, patch) {
     return applyLeaf(doc, patch);
   }
   return applyAt(doc, tokens, 0, patch);
+}
+
+// -- the wire encoding (server/triage/stream/structured/_wire.py, whose docstring is the spec) -------------------------
+
+const OBJECT = 0;
+const ARRAY = 1;
+const STRING = 2;
+
+function kindOf(value) {
+  if (typeof value === "string") return STRING;
+  if (Array.isArray(value)) return ARRAY;
+  if (isObject(value)) return OBJECT;
+  return null;
+}
+
+/** Each `patch` event's parsed data in, the patches it stands for out; one per stream (it keeps the open values). */
+export class WireDecoder {
+  constructor() {
+    this.stack = [{ path: "", kind: OBJECT, count: 0 }]; // the client's {} is open at the start
+    this.fresh = true;
+  }
+
+  decode(data) {
+    const out = [];
+    for (const item of Array.isArray(data) ? data : [data]) this._item(item, out);
+    return out;
+  }
+
+  _error(message) {
+    const top = this.stack[this.stack.length - 1];
+    const path = top ? top.path : "";
+    return new PatchError(`structured stream: ${message} (open: ${JSON.stringify(path)})`, path);
+  }
+
+  _item(item, out) {
+    const stack = this.stack;
+    const top = stack[stack.length - 1];
+    if (typeof item === "string") {
+      if (!top || top.kind !== STRING) throw this._error("an append with no open string");
+      out.push({ op: "append", path: top.path, value: item });
+    } else if (typeof item === "number" && Number.isInteger(item)) {
+      if (item < 1 || item > stack.length) throw this._error(`${item} dones with ${stack.length} open values`);
+      for (let i = 0; i < item; i++) out.push({ op: "done", path: stack.pop().path });
+    } else if (Array.isArray(item) && (item.length === 1 || item.length === 2)) {
+      const value = item[item.length - 1];
+      if (!top) throw this._error("an add after the document is complete");
+      let path;
+      let own;
+      if (item.length === 2) {
+        if (top.kind !== OBJECT || typeof item[0] !== "string") {
+          throw this._error("a member [key, value] needs an open object and a string key");
+        }
+        path = own = `${top.path}/${escapeToken(item[0])}`;
+      } else if (top.kind === ARRAY) {
+        path = `${top.path}/-`;
+        own = `${top.path}/${top.count}`;
+        top.count += 1;
+      } else if (this.fresh) {
+        stack.pop(); // an answer that is not an object replaces the client's {}
+        path = own = "";
+      } else {
+        throw this._error("a push [value] needs an open array");
+      }
+      out.push({ op: "add", path, value });
+      const kind = kindOf(value);
+      if (kind !== null) stack.push({ path: own, kind, count: Array.isArray(value) ? value.length : 0 });
+    } else {
+      throw this._error(`${JSON.stringify(item)} is not an item (a string, a positive integer, [value] or [key, value])`);
+    }
+    this.fresh = false;
+  }
 }

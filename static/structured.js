@@ -2,7 +2,7 @@
 // default schema (title, summary, steps, follow_up_questions) get their own look; any other key is rendered
 // generically, so a custom schema still shows.
 
-import { applyPatch, escapeToken, splitPointer } from "./jsonpatch.js";
+import { WireDecoder, applyPatch, escapeToken, splitPointer } from "./jsonpatch.js";
 import { h } from "./dom.js";
 import { humanize } from "./format.js";
 
@@ -39,6 +39,7 @@ export class StructuredCard {
   /** `onAsk(question)`: a follow-up question was clicked. */
   constructor(onAsk) {
     this.doc = {};
+    this.wire = new WireDecoder(); // the `patch` events' compact encoding, back to patches
     this.onAsk = onAsk;
     this.complete = new Set(); // paths whose `done` arrived
     this.dirty = new Set(); // top-level keys to re-render ("" for the whole document)
@@ -49,6 +50,11 @@ export class StructuredCard {
     this.json = h("pre", { "data-testid": "structured-json", class: "json" });
     this.jsonBox = h("details", { class: "json-box" }, h("summary", {}, "JSON"), this.json);
     this.node.append(this.empty, this.body, this.jsonBox);
+  }
+
+  /** Apply one `patch` event's data: the patches it encodes, in order (throws PatchError if one does not fit). */
+  applyEvent(data) {
+    for (const patch of this.wire.decode(data)) this.apply(patch);
   }
 
   /** Apply one patch (throws PatchError if it does not fit the document). */

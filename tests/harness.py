@@ -21,6 +21,7 @@ from triage import TriageConfig
 from triage.app import create_app
 from triage.classify import Classifier
 from triage.sim import BackgroundServer
+from triage.stream.structured import Patch, WireDecoder
 
 
 def gateway_config(sim_url: str, **overrides: Any) -> TriageConfig:
@@ -107,6 +108,12 @@ async def ui_stream(
                 events.append((name, json.loads(line[6:])))
                 name = "message"
     return response, events
+
+
+def patches_of(events: list[tuple[str, Any]]) -> list[Patch]:
+    """The structured-output patches a UI stream's `patch` events stand for, decoded by the reference decoder."""
+    decoder = WireDecoder()
+    return [patch for name, data in events if name == "patch" for patch in decoder.decode(data)]
 
 
 async def wait_for(predicate: Callable[[], object], within: float = 5.0) -> bool:

@@ -23,12 +23,20 @@ def dumps(data: Any) -> bytes:
     try:
         return orjson.dumps(data)
     except TypeError:  # what json writes and orjson refuses: integers beyond 64 bits, keys that are not strings
-        return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+        text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        # A lone surrogate (json.loads keeps one from an escape like "\ud800"): UTF-8 cannot carry it, an ASCII
+        # escape can. Before, it raised here, mid-stream.
+        return json.dumps(data, separators=(",", ":")).encode()
 
 
 def loads(data: bytes) -> Any:
     """JSON from bytes, as `json.loads` reads it."""
     try:
-        return jiter.from_json(data, cache_mode="keys")
+        # "all" (jiter's default) caches short string values too (its cache is fixed-size, bounded): chunks repeat
+        # their ids, object and model names, so a chunk parses in ~0.7x the time of caching keys only (issue 18).
+        return jiter.from_json(data, cache_mode="all")
     except ValueError:  # json takes lone surrogate escapes and deeper nesting; else it raises its own error
         return json.loads(data)

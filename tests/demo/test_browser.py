@@ -19,7 +19,7 @@ from playwright.sync_api import Browser, Page, Request, expect, sync_playwright
 
 from triage.classify import DEFAULT_CATEGORIES, ClassifyInput, Decision, LayerTiming
 from triage.sim import BackgroundServer
-from triage.stream.structured import IncrementalJSONParser
+from triage.stream.structured import IncrementalJSONParser, WireDecoder, WireEncoder
 
 pytestmark = pytest.mark.browser
 
@@ -452,3 +452,54 @@ def test_patch_applier_matches_the_python_reference(page: Page) -> None:
         }"""
     )
     assert errors == ["PatchError"] * 6
+
+
+def test_wire_decoder_matches_the_python_reference(page: Page) -> None:
+    """The browser's WireDecoder turns each `patch` event's data into exactly the patches the Python reference
+    decoder gives, and those replay to the document (issue 18)."""
+    texts = [
+        json.dumps(STRUCTURED),
+        json.dumps({"a/b": {"c~d": [1, 2.5, -3e2, True, False, None, 10**22]}, "-": "dash", "": [[], {}],
+                    "x": "1é\\\"\n😀\ud83d\ude00"}, ensure_ascii=True),
+        '[{"k": "v"}, "s", 0, [[[]]], {"__proto__": {"polluted": 1}}]',
+        '"just a string"',
+        "42",
+        "{}",
+        '{"title": "twice", "title": "again", "n": -0.5e-3}',
+    ]
+    for text in texts:
+        for size in (1, 4, 16):
+            parser, encoder = IncrementalJSONParser(), WireEncoder()
+            events: list[Any] = []
+            for i in range(0, len(text), size):
+                data = encoder.encode(parser.feed(text[i:i + size]))
+                if data:
+                    events.append(json.loads(data))
+            tail = encoder.encode(parser.finish())
+            if tail:
+                events.append(json.loads(tail))
+            decoder = WireDecoder()
+            expected = [[p for p in decoder.decode(e)] for e in events]
+            decoded, replayed = page.evaluate(
+                """async (events) => {
+                    const { WireDecoder, applyPatch } = await import('/jsonpatch.js');
+                    const decoder = new WireDecoder();
+                    const decoded = events.map((e) => decoder.decode(e));
+                    let doc = {};
+                    for (const p of decoded.flat()) doc = applyPatch(doc, p);
+                    return [decoded, JSON.stringify(doc)];
+                }""",
+                events,
+            )
+            assert decoded == expected, (text, size)
+            assert json.loads(replayed) == json.loads(text)
+    errors = page.evaluate(
+        """async () => {
+            const { WireDecoder } = await import('/jsonpatch.js');
+            const bad = [['"x"'], ['2'], ['0'], ['true'], ['[[1, 2, 3]]'], ['[1, ["k", 1]]'], ['{}'],
+                         ['[["k", {}]]', '[["x"]]']];
+            return bad.map((events) => { const d = new WireDecoder();
+                try { for (const e of events) d.decode(JSON.parse(e)); return null; } catch (e) { return e.name; } });
+        }"""
+    )
+    assert errors == ["PatchError"] * 8

@@ -22,7 +22,7 @@ import httpx
 import jsonschema
 import openai
 import pytest
-from harness import ui_stream
+from harness import patches_of, ui_stream
 
 from triage.app import create_app
 from triage.demo import LocalModelError, LocalModelServer, find_gguf, local_config
@@ -102,11 +102,11 @@ async def test_structured_answer_replays_to_json_valid_against_the_schema(triage
     assert "error" not in names, events
     assert names[0] == "route" and names[-1] == "done"
     document: JSONValue = {}
-    for name, patch in events:
-        if name == "patch":
-            document = apply_patch(document, patch)
+    patches = patches_of(events)
+    for patch in patches:
+        document = apply_patch(document, patch)
     jsonschema.validate(document, SCHEMA)
-    assert [data for name, data in events if name == "patch"][-1] == {"op": "done", "path": ""}
+    assert patches[-1] == {"op": "done", "path": ""}
 
 
 async def test_the_async_server_answers_then_leaves_nothing_behind() -> None:

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import pytest
-from harness import SimControl, ui_stream
+from harness import SimControl, patches_of, ui_stream
 
 from triage.sim import BackgroundServer
 from triage.stream.structured import apply_patch
@@ -33,7 +33,7 @@ async def test_structured_answer_streams_patches_that_replay_to_the_final_json(
     triage: BackgroundServer, sim_control: SimControl
 ) -> None:
     _, events = await ui_stream(triage.url, {"messages": USER, "structured": True})
-    patches = [data for name, data in events if name == "patch"]
+    patches = patches_of(events)
     assert not [name for name, _ in events if name == "delta"]
     document: Any = {}
     for patch in patches:

@@ -26,7 +26,7 @@ from typing import Any
 
 import httpx
 import pytest
-from harness import SimControl, gateway_config, run_triage, wait_for
+from harness import SimControl, gateway_config, patches_of, run_triage, wait_for
 
 from triage.sim import BackgroundServer
 from triage.stream.structured import apply_patch
@@ -251,7 +251,7 @@ async def test_invalid_json_in_a_structured_answer(triage: BackgroundServer, sim
     names = [name for name, _ in outcome.events]
     assert names[0] == "route" and names[-1] == "error" and "done" not in names
     document: Any = {}
-    for patch in (data for name, data in outcome.events if name == "patch"):
+    for patch in patches_of(outcome.events):
         document = apply_patch(document, patch)
     assert document == {"title": "Paris"}
     error = outcome.error

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from starlette.applications import Starlette
-from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -131,8 +130,7 @@ def _sse(gateway: Gateway, answer: Answer[Any], body: AsyncIterator[bytes], rout
     gateway.drain.track(answer)
     response = EventStream(
         body, headers=routed.headers(answer.model), ping=server.ping_interval, send_timeout=server.send_timeout,
-        sep="\n", background=BackgroundTask(answer.aclose), shutdown_event=gateway.drain.event,
-        shutdown_grace_period=server.shutdown_grace,
+        background=answer.aclose,
     )
     model = answer.model  # not the answer itself: the response must not keep it alive (see EventStream)
 

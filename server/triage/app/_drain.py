@@ -4,36 +4,42 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import weakref
 from typing import TYPE_CHECKING, Any
 
-import anyio
+from sse_starlette.sse import AppStatus  # importing it also hooks uvicorn's exit handler (sets should_exit)
 
 if TYPE_CHECKING:
     from triage.stream import Answer
 
-__all__ = ["Drain"]
+__all__ = ["Drain", "shutting_down"]
+
+# How often the drain looks for a shutdown: a stream's grace starts at most this late.
+_POLL = 0.25
+
+
+def shutting_down() -> bool:
+    """Whether the server began to shut down: uvicorn's `should_exit`, seen through sse-starlette's hook on its exit
+    handler, or on the uvicorn server whose bound method handles SIGTERM (where the hook did not take: the same two
+    sources sse-starlette's own watcher reads)."""
+    if AppStatus.should_exit:
+        return True
+    server = getattr(signal.getsignal(signal.SIGTERM), "__self__", None)
+    return bool(getattr(server, "should_exit", False))
 
 
 class Drain:
     """Ends the answers still streaming `grace` seconds after the server began to shut down, so each client gets
-    an explicit error event before the server goes. sse-starlette sets `event` on shutdown (every response shares
-    it); one task waits for it on behalf of all answers, not one task per answer."""
+    an explicit error event before the server goes (uvicorn itself waits `shutdown_grace` + 1 s, then cancels).
+    One task watches for the shutdown on behalf of all answers, not one task per answer."""
 
     def __init__(self, grace: float) -> None:
         self._grace = grace
         self._answers: weakref.WeakSet[Answer[Any]] = weakref.WeakSet()  # a finished answer just drops out
-        self._event: anyio.Event | None = None
         self._task: asyncio.Task[None] | None = None
 
-    @property
-    def event(self) -> anyio.Event:
-        """The shutdown event to hand every response (made in `start`: an anyio.Event needs the running loop)."""
-        assert self._event is not None, "Drain.start() first"
-        return self._event
-
     def start(self) -> None:
-        self._event = anyio.Event()
         self._task = asyncio.ensure_future(self._drain())
 
     async def stop(self) -> None:
@@ -47,7 +53,8 @@ class Drain:
         self._answers.add(answer)
 
     async def _drain(self) -> None:
-        await self.event.wait()
+        while not shutting_down():  # noqa: ASYNC110  (nothing to wait on: uvicorn sets a plain attribute)
+            await asyncio.sleep(_POLL)
         await asyncio.sleep(self._grace)
         for answer in list(self._answers):
             if not answer.closed:

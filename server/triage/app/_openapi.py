@@ -165,12 +165,14 @@ def openapi_document(config: TriageConfig) -> dict[str, Any]:
     triage_chat = {
         "operationId": "triageChat",
         "summary": "The browser's event stream: route, delta | patch | tool_call, usage, then done or error",
-        "description": "Always streamed. `structured` asks for JSON against a schema, sent as `patch` events. "
-                       "A stream ends with `done` or `error`, never silently.",
+        "description": "Always streamed. `structured` asks for JSON against a schema, sent as `patch` events in a "
+                       "compact encoding (README, \"The browser event stream\"). A stream ends with `done` or "
+                       "`error`, never silently.",
         **secured("client"),
         "requestBody": {"required": True, "content": _json(ref(TriageChatRequest))},
         "responses": {
-            "200": {"description": "named events, each `data` a JSON object", "headers": route_headers,
+            "200": {"description": "named events, each `data` JSON (an object; for `patch`, the compact encoding)",
+                    "headers": route_headers,
                     "content": {"text/event-stream": {"schema": ui_event}}},
             **model_errors,
         },

@@ -4,9 +4,9 @@ tests/test_schemathesis.py instead of going undocumented."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 __all__ = [
     "UI_EVENTS",
@@ -141,12 +141,22 @@ class DeltaEvent(_Closed):
     text: str
 
 
-class PatchEvent(_Closed):
-    """One structured-output patch (triage.stream.structured._patch); `value` comes with `add` and `append`."""
+# One item of a `patch` event: an append (a string), N dones (a positive integer), a push [V] or a member [K, V].
+_WireAdd = Annotated[list[Any], Field(min_length=1, max_length=2, description="[value]: push onto the open array; "
+                                      "[key, value]: set a member of the open object")]
+_Dones = Annotated[int, Field(ge=1, description="N: the N innermost open values are done")]
+_WireItem = Annotated[
+    str | _Dones | _WireAdd,
+    Field(description="a string: append to the open string; a positive integer N: the N innermost open values "
+                      "are done; [value] or [key, value]: an add"),
+]
 
-    op: Literal["add", "append", "done"]
-    path: str
-    value: Any = None
+
+class PatchEvent(RootModel[str | _Dones | list[_WireItem]]):
+    """The structured-output patches of one upstream read, in the compact encoding of
+    triage.stream.structured._wire (decoded, they are the field patches of triage.stream.structured._patch): a
+    string (an append to the open string), a positive integer (dones), or an array: a batch of items applied in
+    order. Example: `[["title","Te"]]`, then `"a"`, then `[1,["steps",[]],["Boil"],1,2]`."""
 
 
 class ToolCallEvent(_Closed):

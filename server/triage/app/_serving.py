@@ -7,6 +7,7 @@ import gc
 import os
 
 from triage._types import ASGIApp, Message, Receive, Scope, Send
+from triage.stream import RAW_SEND
 
 __all__ = [
     "GC_GEN0_THRESHOLD",
@@ -33,12 +34,19 @@ class FreezeAfterStartup:
     machine, stalling the event loop; idle upstream connections closed by the provider meanwhile were then reused
     and failed. What is alive at start-up lives as long as the app; one such object dropped later is still freed by
     reference counting (only a reference cycle among frozen objects would be kept).
+
+    It also puts the server's own `send` in each HTTP scope (`RAW_SEND`), for the body of an event stream: each
+    event otherwise passes two of Starlette's send wrappers, which only watch for the response start (that still
+    goes through them), a few microseconds per upstream read of every answer (issue 18). Only `triage serve` wraps
+    the app like this, so a host app's middleware (TriageMiddleware) always sees every message.
     """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            scope[RAW_SEND] = send
         if scope["type"] != "lifespan":
             await self.app(scope, receive, send)
             return

@@ -4,11 +4,12 @@ response that sends them (`_response`)."""
 
 from triage.stream._answer import Answer, Releasable, StreamTally
 from triage.stream._openai import DONE, openai_chunks
-from triage.stream._response import EventStream
+from triage.stream._response import RAW_SEND, EventStream
 from triage.stream._ui import error_event, sse_event, ui_events
 
 __all__ = [
     "DONE",
+    "RAW_SEND",
     "Answer",
     "EventStream",
     "Releasable",

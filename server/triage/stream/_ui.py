@@ -2,7 +2,8 @@
 
     route   who answers and why (sent once the answering model produced its first token)
     delta   {"text"}: text appended to the answer
-    patch   one structured-output patch (see structured/_patch); applying all in order to {} gives the final JSON
+    patch   the structured-output patches of one upstream read, in the compact encoding of structured/_wire
+            (decoded, they are structured/_patch's patches: applying all in order to {} gives the final JSON)
     tool_call  {"index", "id", "name", "arguments"}: a piece of a tool call (name and id on the first piece)
     usage   tokens, cost_usd, baseline_cost_usd, saved_usd, wasted_speculative_tokens
     error   {"type", "message", "retryable", "path"?}: the stream ends here, without `done`
@@ -20,7 +21,7 @@ from typing import Any
 from triage._exceptions import ShuttingDown, StructuredOutputError, TriageError, UpstreamError
 from triage._json import dumps
 from triage.stream._answer import Answer, StreamTally
-from triage.stream.structured import IncrementalJSONParser, Patch, coalesce
+from triage.stream.structured import IncrementalJSONParser, Patch, WireEncoder
 from triage.upstream import Chunk
 
 __all__ = ["error_event", "sse_event", "ui_events"]
@@ -32,21 +33,33 @@ def sse_event(event: str, data: object) -> bytes:
     return b"event: " + event.encode() + b"\ndata: " + dumps(data) + b"\n\n"
 
 
-def _patch_events(patches: list[Patch]) -> list[bytes]:
-    """`patch` events for the patches gathered so far, coalesced; empties `patches`."""
-    events = [sse_event("patch", patch) for patch in coalesce(patches)]
-    patches.clear()
-    return events
+class _Structured:
+    """A structured answer's parser and the encoder of its `patch` events."""
+
+    __slots__ = ("parser", "wire")
+
+    def __init__(self, parser: IncrementalJSONParser) -> None:
+        self.parser = parser
+        self.wire = WireEncoder()
+
+    def events(self, patches: list[Patch]) -> list[bytes]:
+        """One `patch` event for the patches gathered so far (none for none); empties `patches`."""
+        if not patches:
+            return []
+        data = self.wire.encode(patches)
+        patches.clear()
+        return [b"event: patch\ndata: " + data + b"\n\n"] if data else []
 
 
 def _encode_batch(
-    batch: list[Chunk], tally: StreamTally, parser: IncrementalJSONParser | None
+    batch: list[Chunk], tally: StreamTally, structured: _Structured | None
 ) -> tuple[bytes, StructuredOutputError | None]:
-    """The events of the chunks one upstream read brought, as one write. Their patches coalesce (a string grown by
-    several chunks is one `append`). A structured answer that stops being JSON gives the valid prefix's events and
-    the error, which the caller sends after them."""
+    """The events of the chunks one upstream read brought, as one write. Their patches go out as one `patch`
+    event (a string grown by several chunks is one append). A structured answer that stops being JSON gives the
+    valid prefix's events and the error, which the caller sends after them."""
     events: list[bytes] = []
     patches: list[Patch] = []
+    parser = structured.parser if structured is not None else None
     for chunk in batch:
         tally.observe(chunk)
         for choice in chunk.get("choices") or ():
@@ -58,9 +71,11 @@ def _encode_batch(
                 try:
                     patches += parser.feed(content)
                 except StructuredOutputError as exc:
-                    return b"".join([*events, *_patch_events(patches)]), exc
+                    assert structured is not None
+                    return b"".join([*events, *structured.events(patches)]), exc
             for call in delta.get("tool_calls") or ():
-                events += _patch_events(patches)
+                if structured is not None:
+                    events += structured.events(patches)
                 function = call.get("function") or {}
                 events.append(sse_event("tool_call", {
                     "index": call.get("index", 0),
@@ -68,7 +83,8 @@ def _encode_batch(
                     "name": function.get("name"),
                     "arguments": function.get("arguments") or "",
                 }))
-    events += _patch_events(patches)
+    if structured is not None:
+        events += structured.events(patches)
     return b"".join(events), None
 
 
@@ -84,16 +100,18 @@ async def ui_events(
 ) -> AsyncIterator[bytes]:
     """Encode `answer` for a browser. `answer.settle(status)` returns the `usage` event's data."""
     yield sse_event("route", route)
+    structured = _Structured(parser) if parser is not None else None
     try:
         async for batch in answer.stream.batches():
-            events, broken = _encode_batch(batch, answer.tally, parser)
+            events, broken = _encode_batch(batch, answer.tally, structured)
             if events:
                 yield events  # the chunks of one upstream read go out as one write
             if broken is not None:
                 raise broken
-        if parser is not None:
-            for patch in parser.finish():
-                yield sse_event("patch", patch)
+        if structured is not None:
+            tail = structured.events(structured.parser.finish())
+            if tail:
+                yield tail[0]
         yield sse_event("usage", answer.settle("ok"))
         yield sse_event("done", {"finish_reason": answer.tally.finish_reason})
     except (UpstreamError, StructuredOutputError) as exc:

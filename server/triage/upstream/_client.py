@@ -42,7 +42,7 @@ from triage._json import dumps, loads
 from triage.upstream._errors import error_message, mapped_errors, redact
 from triage.upstream._health import ModelHealth
 from triage.upstream._retry import parse_retry_after, retry_delay, should_retry
-from triage.upstream._stream import Chunk, ModelStream, decode_batches, has_token
+from triage.upstream._stream import Chunk, ChunkBatches, ModelStream, has_token
 
 __all__ = ["Upstreams"]
 
@@ -226,7 +226,7 @@ class Upstreams:
                 try:
                     async with asyncio.timeout(timeouts.first_token):
                         response = await self._post(model, body, stream=True)
-                        batches = decode_batches(response, model)
+                        batches = ChunkBatches(response, model, deadline)
                         async for batch in batches:
                             head += batch
                             if any(has_token(chunk) for chunk in batch):
@@ -242,9 +242,7 @@ class Upstreams:
             raise
         assert response is not None
         self.health.record_ttft(model, (time.perf_counter() - started) * 1000)
-        return ModelStream(
-            model, response, batches, head, idle=timeouts.idle, deadline=deadline
-        )
+        return ModelStream(model, response, batches, head)
 
     async def complete(self, model: str, body: dict[str, Any]) -> dict[str, Any]:
         """A non-streamed answer from `model`, as the provider's JSON with `model` set to Triage's name for it."""

@@ -12,7 +12,7 @@ import aiohttp
 
 from triage._exceptions import UpstreamConnectError, UpstreamError, UpstreamProtocolError, UpstreamTimeout
 
-__all__ = ["error_message", "mapped_errors", "redact"]
+__all__ = ["error_message", "mapped_error", "mapped_errors", "redact"]
 
 _KEY_LIKE = re.compile(r"\b(sk|key|rk|pk)-[A-Za-z0-9_\-*]{6,}")
 
@@ -47,19 +47,30 @@ def error_message(text: str) -> str:
     return text.strip() or "no details"
 
 
+def mapped_error(exc: Exception, model: str) -> Exception:
+    """`exc` in Triage's tree (most specific first, never leaking a key); `exc` itself if it is not a transport
+    error. Raise the result `from exc`."""
+    if isinstance(exc, UpstreamError):
+        return exc
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        refused = ": connection refused" if _refused(exc) else ""
+        return UpstreamConnectError(f"cannot reach model {model!r}{refused}", model=model)
+    if isinstance(exc, aiohttp.ServerTimeoutError):
+        return UpstreamTimeout(f"model {model!r} timed out", model=model)
+    if isinstance(exc, aiohttp.ClientError):
+        return UpstreamProtocolError(f"the stream from model {model!r} was cut", model=model)
+    if isinstance(exc, json.JSONDecodeError):
+        return UpstreamProtocolError(f"model {model!r} sent a malformed chunk", model=model)
+    return exc
+
+
 @contextlib.contextmanager
 def mapped_errors(model: str) -> Iterator[None]:
-    """Turn transport errors into Triage's tree, most specific first, never leaking a key."""
+    """Turn transport errors into Triage's tree (`mapped_error`)."""
     try:
         yield
-    except UpstreamError:
-        raise
-    except aiohttp.ClientConnectorError as exc:
-        refused = ": connection refused" if _refused(exc) else ""
-        raise UpstreamConnectError(f"cannot reach model {model!r}{refused}", model=model) from exc
-    except aiohttp.ServerTimeoutError as exc:
-        raise UpstreamTimeout(f"model {model!r} timed out", model=model) from exc
-    except aiohttp.ClientError as exc:
-        raise UpstreamProtocolError(f"the stream from model {model!r} was cut", model=model) from exc
-    except json.JSONDecodeError as exc:
-        raise UpstreamProtocolError(f"model {model!r} sent a malformed chunk", model=model) from exc
+    except Exception as exc:
+        error = mapped_error(exc, model)
+        if error is exc:
+            raise
+        raise error from exc

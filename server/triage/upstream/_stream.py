@@ -1,10 +1,11 @@
 """A model's streamed answer: the provider's SSE bytes decoded into chunk dicts, batched by network read, with the
-idle and total timeouts enforced between batches."""
+idle (aiohttp's `sock_read`) and total timeouts enforced."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -13,10 +14,10 @@ import aiohttp
 
 from triage._exceptions import UpstreamError, UpstreamProtocolError, UpstreamTimeout
 from triage._json import loads
-from triage.upstream._errors import mapped_errors
+from triage.upstream._errors import mapped_error
 from triage.upstream._sse import SSEDecoder, SSEEvent
 
-__all__ = ["Chunk", "ModelStream", "decode_batches", "has_token"]
+__all__ = ["Chunk", "ChunkBatches", "ModelStream", "has_token"]
 
 # One streamed chunk, as the provider sent it: {"id", "object", "model", "choices": [{"delta": {...}}], ...}.
 Chunk = dict[str, Any]
@@ -31,30 +32,77 @@ def has_token(chunk: Chunk) -> bool:
     return False
 
 
-async def decode_batches(response: aiohttp.ClientResponse, model: str) -> AsyncIterator[list[Chunk]]:
+class ChunkBatches:
     """The provider's SSE stream as chunk dicts, batched by network read: the chunks that arrived together travel
     on together (one write to the client, not one per chunk, when a busy loop lets them pile up). Raw decoding:
-    building the SDK's pydantic models for every chunk cost ~150 us each, twenty times a `json.loads`."""
-    decoder = SSEDecoder()
-    async for raw in response.content.iter_any():
-        batch: list[Chunk] = []
-        for event in decoder.feed(raw):
-            if event.data == b"[DONE]":
-                await _read_to_end(response)
-                if batch:
-                    yield batch
-                return
+    building the SDK's pydantic models for every chunk cost ~150 us each, twenty times a `json.loads`.
+
+    An async iterator of its own rather than a generator under `ModelStream.batches()`: the two generator layers
+    it replaces cost a few microseconds per upstream read of every answer (issue 18). Transport errors come out
+    mapped (`mapped_error`); past `deadline` (time.monotonic) the next batch raises UpstreamTimeout; the idle
+    bound is aiohttp's `sock_read`."""
+
+    def __init__(self, response: aiohttp.ClientResponse, model: str, deadline: float = math.inf) -> None:
+        self._response = response
+        self._content = response.content
+        self._model = model
+        self._deadline = deadline
+        self._decoder = SSEDecoder()
+        self._pending: list[Chunk] | None = None  # a batch to hand out first (the head, after the first token)
+        self._error: BaseException | None = None  # raised after the chunks before it went out
+        self._done = False
+
+    def __aiter__(self) -> ChunkBatches:
+        return self
+
+    def push_back(self, batch: list[Chunk]) -> None:
+        """Hand `batch` out again, before anything read later."""
+        self._pending = batch
+
+    async def __anext__(self) -> list[Chunk]:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            if pending:
+                return pending
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+        model = self._model
+        while not self._done:
             try:
-                batch.append(_parse_chunk(event, model))
-            except (UpstreamError, ValueError):
-                if batch:
-                    yield batch  # what came before a broken chunk is still the answer's
-                raise
-        if batch:
-            yield batch
-    tail = [_parse_chunk(event, model) for event in decoder.flush() if event.data != b"[DONE]"]
-    if tail:
-        yield tail
+                raw = await self._content.readany()
+            except Exception as exc:
+                error = mapped_error(exc, model)
+                if error is exc:
+                    raise
+                raise error from exc
+            if not raw:  # the end of the body
+                self._done = True
+                tail = [_parse_chunk(event, model) for event in self._decoder.flush() if event.data != b"[DONE]"]
+                if tail:
+                    return tail
+                break
+            if time.monotonic() > self._deadline:
+                raise UpstreamTimeout(f"model {model!r} did not finish within its total timeout", model=model)
+            batch: list[Chunk] = []
+            for event in self._decoder.feed(raw):
+                if event.data == b"[DONE]":
+                    self._done = True
+                    await _read_to_end(self._response)
+                    break
+                try:
+                    batch.append(_parse_chunk(event, model))
+                except (UpstreamError, ValueError) as exc:
+                    error = mapped_error(exc, model)
+                    if error is not exc:
+                        error.__cause__ = exc  # as `raise error from exc` would, also when raised later
+                    if not batch:
+                        raise error  # noqa: B904  (its __cause__ is set above)
+                    self._error = error
+                    return batch  # what came before a broken chunk is still the answer's
+            if batch:
+                return batch
+        raise StopAsyncIteration
 
 
 # How long to wait, after `[DONE]`, for the end of the body: it normally comes with it.
@@ -63,8 +111,8 @@ _END_OF_BODY_WAIT = 0.5
 
 async def _read_to_end(response: aiohttp.ClientResponse) -> None:
     """Read on to the end of an answer's body, so its connection goes back to the pool. A provider that keeps the
-    body open past `[DONE]` costs that connection (closed on release), never the answer."""
-    with contextlib.suppress(TimeoutError):
+    body open past `[DONE]`, or breaks it off there, costs that connection (closed on release), never the answer."""
+    with contextlib.suppress(TimeoutError, aiohttp.ClientError):
         async with asyncio.timeout(_END_OF_BODY_WAIT):
             await response.content.read()
 
@@ -86,41 +134,19 @@ class ModelStream:
     """A live streamed answer from one model, past its first token: chunk dicts in OpenAI's shape, in batches as
     they arrived together (`batches()`). Iterate it once; always `aclose()` it."""
 
-    def __init__(
-        self,
-        model: str,
-        response: aiohttp.ClientResponse,
-        batches: AsyncIterator[list[Chunk]],
-        head: list[Chunk],
-        *,
-        idle: float,
-        deadline: float,
-    ) -> None:
+    def __init__(self, model: str, response: aiohttp.ClientResponse, batches: ChunkBatches, head: list[Chunk]) -> None:
         self.model = model
         self.head = head
         self._response = response
         self._batches = batches
-        self._idle = idle
-        self._deadline = deadline
 
-    async def batches(self) -> AsyncIterator[list[Chunk]]:
+    def batches(self) -> AsyncIterator[list[Chunk]]:
         """The chunks in the order they came, each batch what one network read brought (the first: all read up
-        to the first token)."""
-        if self.head:
-            yield self.head
-        while True:
-            wait = min(self._idle, self._deadline - time.monotonic())
-            with mapped_errors(self.model):
-                try:
-                    async with asyncio.timeout(max(wait, 0)):
-                        batch = await anext(self._batches)
-                except StopAsyncIteration:
-                    return
-                except TimeoutError:
-                    raise UpstreamTimeout(
-                        f"model {self.model!r} sent nothing for {wait:.1f}s mid-stream", model=self.model
-                    ) from None
-            yield batch
+        to the first token). The idle timeout is aiohttp's `sock_read` (the session's, set to `idle`: it re-arms
+        on every read the socket makes anyway), the total is checked as each batch arrives: an `asyncio.timeout`
+        per batch did both, at the cost of a timer per upstream read of every answer (issue 18)."""
+        self._batches.push_back(self.head)
+        return self._batches
 
     async def aclose(self) -> None:
         # A body read to its end hands the connection back to the pool; one cut short is closed, so the provider

@@ -1,7 +1,8 @@
 """Field patches: how a structured answer travels to the browser while it is still being written.
 
-The UI stream sends them as `patch` events. A client keeps a document that starts as `{}` and applies the
-patches in order; after the last one the document equals `json.loads` of the model's full JSON text. This module is
+The UI stream sends them in `patch` events, compactly encoded (`_wire`: no paths, a member's key once; its
+`WireDecoder` gives these patches back). A client keeps a document that starts as `{}` and applies the patches in
+order; after the last one the document equals `json.loads` of the model's full JSON text. This module is
 the reference for every applier (the browser's JS one follows `apply_patch` below line by line).
 
 A patch is a JSON object with `op`, `path` and, for `add` and `append`, `value`. `path` is a JSON pointer
