@@ -2,7 +2,7 @@
 misroute; the correction memory acts at once, and the head is retrained every `--every` corrections (through
 `triage.learn.retrain`, poisoning guard included). Accuracy is measured on the part of the source nobody looked at.
 
-    .venv/bin/python bench/feedback_loop.py [--source hotpotqa ...] [--every 25] [--budget 100] [--weight 10]
+    .venv/bin/python bench/feedback_loop.py [--source hotpotqa ...] [--every 10] [--budget 100] [--weight 5]
 
 - Starting head: the shipped recipe (`bench/data/ship.py`: development set, public sources, exemplars) with every
   item of the left-out source removed, calibrated with the shipped head's out-of-source temperature.
@@ -131,9 +131,9 @@ def curve(args: argparse.Namespace, data: list[dict[str, Any]], source: str, enc
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--source", action="append", help=f"left-out source (repeatable; default {DEFAULT_SOURCES})")
-    parser.add_argument("--every", type=int, default=25, help="retrain after this many new corrections")
+    parser.add_argument("--every", type=int, default=10, help="retrain after this many new corrections")
     parser.add_argument("--budget", type=int, default=100, help="stop after this many corrections")
-    parser.add_argument("--weight", type=float, default=10.0, help="a correction's weight against an exemplar")
+    parser.add_argument("--weight", type=float, default=5.0, help="a correction's weight against an exemplar")
     parser.add_argument("--similarity", type=float, help="the correction memory's bar (default: the config's)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)

@@ -28,7 +28,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 def configure_retrain(parser: argparse.ArgumentParser) -> None:
     _common(parser)
-    parser.add_argument("--weight", type=float, default=3.0, help="weight of a correction against a base example")
+    # 5: bench/feedback_loop.py's curve (+13 to +41 points of accuracy within 50 corrections on six left-out
+    # sources) with the least cost elsewhere of the weights tried (10 cost more, 3 learnt slower).
+    parser.add_argument("--weight", type=float, default=5.0, help="weight of a correction against a base example")
     parser.add_argument("--holdout", type=float, default=0.2, help="share of corrections kept aside for judging")
     parser.add_argument("--store", help="SQLite file to read corrections from (default: store.path)")
     # About one standard error of accuracy on the ~300 held-out exemplars: a smaller bar refuses honest

@@ -95,7 +95,7 @@ def retrain(
     versions: HeadStore,
     *,
     categories: Sequence[str],
-    weight: float = 3.0,
+    weight: float = 5.0,
     holdout: float = 0.2,
     tolerance: float = 0.02,
     force: bool = False,
