@@ -53,7 +53,7 @@ async def test_records_round_trip_with_every_field(pg_url: str) -> None:
         store.submit(record)
         assert await store.get_decision("req_pg_1") == record  # still queued: served from memory
         await store.flush()
-        store._pending.clear()
+        assert store._queue.pending("req_pg_1") is None  # written: no longer held in memory
         assert await store.get_decision("req_pg_1") == record  # from the database
         assert await store.get_decision("req_unknown") is None
 

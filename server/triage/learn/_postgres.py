@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import threading
 import time
@@ -31,6 +30,7 @@ from triage._exceptions import NotFound, StoreUnavailable
 from triage.learn import _postgres_sql as sql
 from triage.learn._migrations import migrate
 from triage.learn._pg import Conn, connect, create_pool, describe, is_transient, where
+from triage.learn._queue import DecisionQueue
 from triage.learn._records import DecisionRecord
 from triage.learn._store import Bucket, Correction, LabeledText, Stats
 
@@ -100,15 +100,8 @@ class PostgresStore:
         self.config = config
         self._purge_interval = purge_interval
         self._clock = clock
-        self._queue: asyncio.Queue[DecisionRecord] = asyncio.Queue(maxsize=config.queue_size)
-        self._pending: dict[str, DecisionRecord] = {}
-        self._submitted = 0
-        self._processed = 0
-        self._progress = asyncio.Condition()
-        self._dropped = 0
+        self._queue = DecisionQueue(config.queue_size, keep_text=config.text == "full")
         self._written = 0
-        self._in_hand = 0  # records of the batch being written (or retried)
-        self._closed = False
         self._pool: asyncpg.Pool | None = None
         self._writer: _WriterThread | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -118,12 +111,12 @@ class PostgresStore:
 
     @property
     def dropped(self) -> int:
-        return self._dropped
+        return self._queue.dropped
 
     @property
     def queued(self) -> int:
         """Records waiting to be written: in the queue and in the batch in hand."""
-        return self._queue.qsize() + self._in_hand
+        return len(self._queue)
 
     @property
     def written(self) -> int:
@@ -148,7 +141,7 @@ class PostgresStore:
                 raise
             self._pool = pool
             self._writer = _WriterThread(self.config)
-            self._closed = False
+            self._queue.closed = False
             await self.purge()
             self._tasks = [
                 asyncio.create_task(self._write_loop(), name="triage-store-writer"),
@@ -159,12 +152,12 @@ class PostgresStore:
         async with self._lock:
             if self._pool is None:
                 return
-            self._closed = True
+            self._queue.closed = True
             try:
                 await self.flush(within=self.config.flush_timeout)
             except StoreUnavailable:
                 lost = self.queued
-                self._dropped += lost
+                self._queue.lose(lost)
                 logger.error("store: PostgreSQL at %s still unreachable after %g s (store.flush_timeout): "
                              "%d decision records not written", where(self.config), self.config.flush_timeout, lost)
             for task in self._tasks:
@@ -183,30 +176,16 @@ class PostgresStore:
     # -- decisions: off the request path --------------------------------------------------------------------
 
     def submit(self, record: DecisionRecord) -> None:
-        if self.config.text == "none" and record.text is not None:
-            record = dataclasses.replace(record, text=None)
-        try:
-            if self._closed:
-                raise asyncio.QueueFull
-            self._queue.put_nowait(record)
-        except asyncio.QueueFull:
-            self._dropped += 1
-            if self._dropped in (1, 10, 100) or self._dropped % 1000 == 0:
-                logger.warning("store queue full or closed: %d decision records dropped so far", self._dropped)
-            return
-        self._pending[record.request_id] = record
-        self._submitted += 1
+        self._queue.submit(record)
 
     async def flush(self, *, within: float | None = None) -> None:
         """Wait until every record submitted before this call is written; StoreUnavailable after `within`
         seconds (default `store.pool.command`) while the database is away."""
         if self._pool is None:
             return
-        target = self._submitted
         try:
             async with asyncio.timeout(self.config.pool.command if within is None else within):
-                async with self._progress:
-                    await self._progress.wait_for(lambda: self._processed >= target)
+                await self._queue.flush()
         except TimeoutError:
             raise StoreUnavailable(
                 f"the store's database is unreachable; {self.queued} decision records are buffered and will be "
@@ -215,17 +194,9 @@ class PostgresStore:
 
     async def _write_loop(self) -> None:
         while True:
-            batch = [await self._queue.get()]
-            while len(batch) < self.config.batch_size and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-            self._in_hand = len(batch)
+            batch = await self._queue.next_batch(self.config.batch_size)
             await self._write(batch)
-            self._in_hand = 0
-            for record in batch:
-                self._pending.pop(record.request_id, None)
-            async with self._progress:
-                self._processed += len(batch)
-                self._progress.notify_all()
+            await self._queue.done(batch)
 
     async def _write(self, batch: list[DecisionRecord]) -> None:
         delay = _RETRY_FIRST
@@ -237,7 +208,7 @@ class PostgresStore:
                 raise
             except Exception as exc:
                 if not (is_transient(exc) or isinstance(exc, StoreUnavailable)):
-                    self._dropped += len(batch)
+                    self._queue.lose(len(batch))
                     logger.exception("could not write %d decision records; dropped", len(batch))
                     return
                 self._outage(exc)
@@ -281,7 +252,7 @@ class PostgresStore:
     async def add_correction(
         self, request_id: str, category: str, *, note: str | None = None, key_id: str | None = None
     ) -> Correction:
-        if request_id in self._pending:
+        if self._queue.pending(request_id) is not None:
             await self.flush()
         deadline = time.monotonic() + _SETTLE_SECONDS
         while True:
@@ -312,7 +283,7 @@ class PostgresStore:
             raise
 
     async def get_decision(self, request_id: str) -> DecisionRecord | None:
-        pending = self._pending.get(request_id)
+        pending = self._queue.pending(request_id)
         if pending is not None:
             return pending
         async with self._connection() as conn:

@@ -10,7 +10,6 @@ returns, which is what "a correction is durable before its 200" needs; batching 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import functools
 import logging
 import sqlite3
@@ -23,6 +22,7 @@ from typing import TypeVar
 from triage._config import StoreConfig
 from triage._exceptions import NotFound
 from triage.learn import _sqlite_sql as sql
+from triage.learn._queue import DecisionQueue
 from triage.learn._records import DecisionRecord
 from triage.learn._store import Bucket, Correction, LabeledText, Stats
 
@@ -80,15 +80,7 @@ class SQLiteStore:
         self._batch_size = batch_size
         self._purge_interval = purge_interval
         self._clock = clock
-        self._queue: asyncio.Queue[DecisionRecord] = asyncio.Queue(maxsize=config.queue_size)
-        # Records submitted but not yet committed, so a correction can tell "still queued" from "unknown".
-        self._pending: dict[str, DecisionRecord] = {}
-        self._submitted = 0
-        self._processed = 0
-        self._progress = asyncio.Condition()
-        self._flushing = 0  # flush() calls waiting
-        self._dropped = 0
-        self._closed = False  # after stop(): nothing would ever write a queued record
+        self._queue = DecisionQueue(config.queue_size, keep_text=config.text == "full")
         self._writer: _Worker | None = None
         self._reader: _Worker | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -96,11 +88,11 @@ class SQLiteStore:
 
     @property
     def dropped(self) -> int:
-        return self._dropped
+        return self._queue.dropped
 
     @property
     def queued(self) -> int:
-        return self._queue.qsize()
+        return len(self._queue)
 
     # -- lifecycle ------------------------------------------------------------------------------------------
 
@@ -113,7 +105,7 @@ class SQLiteStore:
             self._writer = _Worker("triage-store-w", self.path)
             await self._writer.run(sql.create_schema)
             self._reader = _Worker("triage-store-r", self.path)
-            self._closed = False
+            self._queue.closed = False
             await self.purge()
             self._tasks = [
                 asyncio.create_task(self._write_loop(), name="triage-store-writer"),
@@ -124,7 +116,7 @@ class SQLiteStore:
         async with self._lock:
             if self._writer is None:
                 return
-            self._closed = True
+            self._queue.closed = True
             await self.flush()
             for task in self._tasks:
                 task.cancel()
@@ -138,59 +130,27 @@ class SQLiteStore:
     # -- decisions: off the request path --------------------------------------------------------------------
 
     def submit(self, record: DecisionRecord) -> None:
-        if self.config.text == "none" and record.text is not None:
-            # Dropped here, so under `text: none` the text never reaches the queue or the file.
-            record = dataclasses.replace(record, text=None)
-        try:
-            if self._closed:
-                raise asyncio.QueueFull
-            self._queue.put_nowait(record)
-        except asyncio.QueueFull:
-            # The request path must never wait or fail because of the store: count the loss and move on.
-            self._dropped += 1
-            if self._dropped in (1, 10, 100) or self._dropped % 1000 == 0:
-                logger.warning("store queue full or closed: %d decision records dropped so far", self._dropped)
-            return
-        self._pending[record.request_id] = record
-        self._submitted += 1
+        self._queue.submit(record)
 
     async def flush(self) -> None:
-        if self._writer is None:
-            return
-        target = self._submitted
-        async with self._progress:
-            self._flushing += 1
-            try:
-                await self._progress.wait_for(lambda: self._processed >= target)
-            finally:
-                self._flushing -= 1
-
-    def _progress_waiters(self) -> bool:
-        return self._flushing > 0
+        if self._writer is not None:
+            await self._queue.flush()
 
     async def _write_loop(self) -> None:
         assert self._writer is not None
         while True:
-            batch = [await self._queue.get()]
-            if self._queue.qsize() < self._batch_size and not self._progress_waiters():
-                # Let a batch gather: a commit per record or two meant a thread hand-off (a futex wake) and an
-                # fsync per request under load, ~6% of Triage's samples at 64 streams (issue 18). A flush already
-                # waiting (a correction's) skips it; one that comes meanwhile waits at most _LINGER more.
-                await asyncio.sleep(_LINGER)
-            while len(batch) < self._batch_size and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
+            # Let a batch gather: a commit per record or two meant a thread hand-off (a futex wake) and an fsync per
+            # request under load, ~6% of Triage's samples at 64 streams (issue 18). A flush already waiting (a
+            # correction's) skips it; one that comes meanwhile waits at most _LINGER more.
+            batch = await self._queue.next_batch(self._batch_size, linger=_LINGER)
             try:
                 await self._writer.run(functools.partial(sql.insert_decisions, records=batch))
             except asyncio.CancelledError:
                 raise
             except Exception:
-                self._dropped += len(batch)
+                self._queue.lose(len(batch))
                 logger.exception("could not write %d decision records; dropped", len(batch))
-            for record in batch:
-                self._pending.pop(record.request_id, None)
-            async with self._progress:
-                self._processed += len(batch)
-                self._progress.notify_all()
+            await self._queue.done(batch)
 
     async def _purge_loop(self) -> None:
         while True:
@@ -215,7 +175,7 @@ class SQLiteStore:
         self, request_id: str, category: str, *, note: str | None = None, key_id: str | None = None
     ) -> Correction:
         writer = self._require(self._writer)
-        if request_id in self._pending:
+        if self._queue.pending(request_id) is not None:
             await self.flush()
         now = self._clock()
         correction = await writer.run(lambda conn: sql.insert_correction(conn, request_id, category, note, key_id, now))
@@ -226,7 +186,7 @@ class SQLiteStore:
     # -- reading --------------------------------------------------------------------------------------------
 
     async def get_decision(self, request_id: str) -> DecisionRecord | None:
-        pending = self._pending.get(request_id)
+        pending = self._queue.pending(request_id)
         if pending is not None:
             return pending
         return await self._require(self._reader).run(lambda conn: sql.get_decision(conn, request_id))
