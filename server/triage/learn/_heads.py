@@ -50,6 +50,7 @@ __all__ = [
     "classifier_builder",
     "heads_dir",
     "previous_version",
+    "roll_back",
 ]
 
 logger = logging.getLogger("triage.heads")
@@ -128,6 +129,16 @@ def previous_version(store: HeadStore) -> str:
         raise LookupError("the default head is in service: there is nothing older to roll back to")
     older = [n for n in store.versions() if int(n[1:]) < int(current[1:])]
     return older[-1] if older else DEFAULT_VERSION
+
+
+def roll_back(store: HeadStore) -> tuple[str, str]:
+    """Put the previous version in service; returns (from, to). Versions are kept, so this can be undone with
+    `set_current`."""
+    current = store.current()
+    target = store.previous()
+    store.set_current(target)
+    store.log("rollback", version=target, previous=current)
+    return current, target
 
 
 class HeadVersions:
@@ -247,13 +258,7 @@ class HeadVersions:
         return previous_version(self)
 
     def rollback(self) -> tuple[str, str]:
-        """Put the previous version in service; returns (from, to). Versions are kept, so this can be undone
-        with `set_current`."""
-        current = self.current()
-        target = self.previous()
-        self.set_current(target)
-        self.log("rollback", version=target, previous=current)
-        return current, target
+        return roll_back(self)
 
     def log(self, action: str, **fields: Any) -> None:
         self.root.mkdir(parents=True, exist_ok=True)

@@ -36,7 +36,7 @@ import asyncpg
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from triage._config import StoreConfig
-from triage.learn._heads import _VERSION, DEFAULT_VERSION, Unsubscribe, VersionInfo, previous_version
+from triage.learn._heads import _VERSION, DEFAULT_VERSION, Unsubscribe, VersionInfo, previous_version, roll_back
 from triage.learn._migrations import migrate
 from triage.learn._pg import connect, is_transient, where
 
@@ -254,11 +254,7 @@ class DatabaseHeads:
         return previous_version(self)
 
     def rollback(self) -> tuple[str, str]:
-        current = self.current()
-        target = self.previous()
-        self.set_current(target)
-        self.log("rollback", version=target, previous=current)
-        return current, target
+        return roll_back(self)
 
     def log(self, action: str, **fields: Any) -> None:
         async def log(conn: asyncpg.Connection) -> None:
