@@ -30,7 +30,7 @@ from triage._exceptions import NotFound, StoreUnavailable
 from triage.learn import _postgres_sql as sql
 from triage.learn._migrations import migrate
 from triage.learn._pg import Conn, connect, create_pool, describe, is_transient, where
-from triage.learn._queue import DecisionQueue
+from triage.learn._queue import DecisionQueue, background, log_purge, retention_cutoff, stop_background
 from triage.learn._records import DecisionRecord
 from triage.learn._store import Bucket, Correction, LabeledText, Stats
 
@@ -143,10 +143,7 @@ class PostgresStore:
             self._writer = _WriterThread(self.config)
             self._queue.closed = False
             await self.purge()
-            self._tasks = [
-                asyncio.create_task(self._write_loop(), name="triage-store-writer"),
-                asyncio.create_task(self._purge_loop(), name="triage-store-purge"),
-            ]
+            self._tasks = background(self._write_loop(), self.purge, self._purge_interval)
 
     async def stop(self) -> None:
         async with self._lock:
@@ -160,10 +157,7 @@ class PostgresStore:
                 self._queue.lose(lost)
                 logger.error("store: PostgreSQL at %s still unreachable after %g s (store.flush_timeout): "
                              "%d decision records not written", where(self.config), self.config.flush_timeout, lost)
-            for task in self._tasks:
-                task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-            self._tasks = []
+            await stop_background(self._tasks)
             if self._writer is not None:
                 await self._writer.close()
                 self._writer = None
@@ -230,22 +224,10 @@ class PostgresStore:
             self._outage_logged = now
             logger.warning("%s; %d decision records buffered, retrying", describe(exc, self.config), self.queued)
 
-    async def _purge_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self._purge_interval)
-            try:
-                await self.purge()
-            except Exception:
-                logger.exception("retention purge failed; will retry")
-
     async def purge(self, *, now: float | None = None) -> int:
-        cutoff = (self._clock() if now is None else now) - self.config.retention_days * 86400
+        cutoff = retention_cutoff(self.config, self._clock() if now is None else now)
         async with self._connection() as conn:
-            cleared = await sql.purge_text(conn, cutoff)
-        if cleared:
-            logger.info("retention: cleared the text of %d decisions older than %s days", cleared,
-                        self.config.retention_days)
-        return cleared
+            return log_purge(self.config, await sql.purge_text(conn, cutoff))
 
     # -- corrections: durable before returning --------------------------------------------------------------
 

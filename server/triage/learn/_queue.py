@@ -1,16 +1,20 @@
-"""The bounded queue between the request path and a store's writer, which every store shares (see `_store`'s
-contract): `submit` never blocks and never raises, a full or closed queue drops the record and counts it, records
-not yet written stay findable by request id, and `flush` waits for everything submitted before it."""
+"""What every store shares (see `_store`'s contract): the bounded queue between the request path and the store's
+writer (`submit` never blocks and never raises, a full or closed queue drops the record and counts it, records not
+yet written stay findable by request id, and `flush` waits for everything submitted before it), the writer and the
+retention purge as background tasks, and the retention cutoff."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
 import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
+from triage._config import StoreConfig
 from triage.learn._records import DecisionRecord
 
-__all__ = ["DecisionQueue"]
+__all__ = ["DecisionQueue", "background", "log_purge", "retention_cutoff", "stop_background"]
 
 logger = logging.getLogger("triage.store")
 
@@ -86,3 +90,39 @@ class DecisionQueue:
         async with self._progress:
             self._processed += len(batch)
             self._progress.notify_all()
+
+
+def background(write_loop: Coroutine[Any, Any, None], purge: Callable[[], Awaitable[int]],
+               interval: float) -> list[asyncio.Task[None]]:
+    """A store's two background tasks: its writer, and the retention purge every `interval` seconds."""
+
+    async def purge_loop() -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await purge()
+            except Exception:
+                logger.exception("retention purge failed; will retry")
+
+    return [
+        asyncio.create_task(write_loop, name="triage-store-writer"),
+        asyncio.create_task(purge_loop(), name="triage-store-purge"),
+    ]
+
+
+async def stop_background(tasks: list[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    tasks.clear()
+
+
+def retention_cutoff(config: StoreConfig, now: float) -> float:
+    """Decisions made before this (unix seconds) lose their text."""
+    return now - config.retention_days * 86400
+
+
+def log_purge(config: StoreConfig, cleared: int) -> int:
+    if cleared:
+        logger.info("retention: cleared the text of %d decisions older than %s days", cleared, config.retention_days)
+    return cleared

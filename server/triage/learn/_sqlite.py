@@ -22,7 +22,7 @@ from typing import TypeVar
 from triage._config import StoreConfig
 from triage._exceptions import NotFound
 from triage.learn import _sqlite_sql as sql
-from triage.learn._queue import DecisionQueue
+from triage.learn._queue import DecisionQueue, background, log_purge, retention_cutoff, stop_background
 from triage.learn._records import DecisionRecord
 from triage.learn._store import Bucket, Correction, LabeledText, Stats
 
@@ -107,10 +107,7 @@ class SQLiteStore:
             self._reader = _Worker("triage-store-r", self.path)
             self._queue.closed = False
             await self.purge()
-            self._tasks = [
-                asyncio.create_task(self._write_loop(), name="triage-store-writer"),
-                asyncio.create_task(self._purge_loop(), name="triage-store-purge"),
-            ]
+            self._tasks = background(self._write_loop(), self.purge, self._purge_interval)
 
     async def stop(self) -> None:
         async with self._lock:
@@ -118,10 +115,7 @@ class SQLiteStore:
                 return
             self._queue.closed = True
             await self.flush()
-            for task in self._tasks:
-                task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-            self._tasks = []
+            await stop_background(self._tasks)
             assert self._reader is not None
             await self._writer.close()
             await self._reader.close()
@@ -152,22 +146,10 @@ class SQLiteStore:
                 logger.exception("could not write %d decision records; dropped", len(batch))
             await self._queue.done(batch)
 
-    async def _purge_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self._purge_interval)
-            try:
-                await self.purge()
-            except Exception:
-                logger.exception("retention purge failed; will retry")
-
     async def purge(self, *, now: float | None = None) -> int:
         writer = self._require(self._writer)
-        cutoff = (self._clock() if now is None else now) - self.config.retention_days * 86400
-        cleared = await writer.run(lambda conn: sql.purge_text(conn, cutoff))
-        if cleared:
-            logger.info("retention: cleared the text of %d decisions older than %s days", cleared,
-                        self.config.retention_days)
-        return cleared
+        cutoff = retention_cutoff(self.config, self._clock() if now is None else now)
+        return log_purge(self.config, await writer.run(lambda conn: sql.purge_text(conn, cutoff)))
 
     # -- corrections: durable before returning --------------------------------------------------------------
 
