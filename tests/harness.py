@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 
 from triage import TriageConfig
-from triage.app import create_app
+from triage.app import HeadWithBodyProtocol, create_app
 from triage.classify import Classifier
 from triage.sim import BackgroundServer
 from triage.stream.structured import Patch, WireDecoder
@@ -60,7 +60,8 @@ def gateway_config(sim_url: str, **overrides: Any) -> TriageConfig:
 
 @contextlib.contextmanager
 def run_triage(config: TriageConfig, *, classifier: Classifier | None = None) -> Iterator[BackgroundServer]:
-    with BackgroundServer(create_app(config, classifier=classifier)) as server:
+    # Served as `triage serve` serves it: each response head goes out with its first body write.
+    with BackgroundServer(create_app(config, classifier=classifier), http=HeadWithBodyProtocol) as server:
         yield server
 
 

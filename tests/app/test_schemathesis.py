@@ -25,7 +25,7 @@ from requests.structures import CaseInsensitiveDict
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from triage._config import TriageConfig
-from triage.app import create_app, hash_key
+from triage.app import HeadWithBodyProtocol, create_app, hash_key
 from triage.app._openapi import openapi_document
 from triage.sim import BackgroundServer, SimBehaviour, SimConfig, create_sim_app
 
@@ -78,7 +78,8 @@ def triage_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     sim = SimConfig(default=SimBehaviour(ttft_ms=0, tokens_per_s=0, completion_tokens=6))
     store = tmp_path_factory.mktemp("fuzz") / "triage.db"
     with BackgroundServer(create_sim_app(sim)) as sim_server, \
-            BackgroundServer(create_app(fuzz_config(sim_server.url, store), ui=False)) as triage:
+            BackgroundServer(create_app(fuzz_config(sim_server.url, store), ui=False),
+                             http=HeadWithBodyProtocol) as triage:
         yield triage.url
 
 

@@ -9,12 +9,13 @@ from triage.app._auth import check_open_access, hash_key, is_loopback
 from triage.app._gateway import Gateway, Routed
 from triage.app._learning import parse_time
 from triage.app._middleware import TriageMiddleware
-from triage.app._serving import WORKER_CONFIG_ENV, FreezeAfterStartup, tune_gc
+from triage.app._serving import WORKER_CONFIG_ENV, FreezeAfterStartup, HeadWithBodyProtocol, tune_gc
 
 __all__ = [
     "WORKER_CONFIG_ENV",
     "FreezeAfterStartup",
     "Gateway",
+    "HeadWithBodyProtocol",
     "Routed",
     "TriageMiddleware",
     "check_open_access",

@@ -23,7 +23,14 @@ import uvicorn
 
 from triage._config import load_config
 from triage._logging import configure_logging, log_config
-from triage.app import WORKER_CONFIG_ENV, FreezeAfterStartup, check_open_access, create_app, tune_gc
+from triage.app import (
+    WORKER_CONFIG_ENV,
+    FreezeAfterStartup,
+    HeadWithBodyProtocol,
+    check_open_access,
+    create_app,
+    tune_gc,
+)
 from triage.learn import upgrade_schema
 
 __all__ = ["configure", "run"]
@@ -57,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
             logger.info("store schema: applied migrations %s; at version %d", applied, version)
     common = {
         "host": host, "port": port, "log_level": args.log_level, "log_config": log_config(args.log_level, fmt),
-        "loop": "auto", "http": "auto", "timeout_graceful_shutdown": int(config.server.shutdown_grace) + 1,
+        "loop": "auto", "http": HeadWithBodyProtocol,  # httptools, with each response head sent with its body
+        "timeout_graceful_shutdown": int(config.server.shutdown_grace) + 1,
     }
     if workers == 1:
         tune_gc()

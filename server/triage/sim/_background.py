@@ -25,6 +25,7 @@ class BackgroundServer:
 
     The socket is bound here, before the thread starts, so `port=0` yields a free port with no window in which
     another process could take it. The server runs its own event loop (uvloop when installed) in a daemon thread.
+    `http`: uvicorn's HTTP protocol (a name or a class; `triage serve` uses `triage.app.HeadWithBodyProtocol`).
     """
 
     def __init__(
@@ -36,6 +37,7 @@ class BackgroundServer:
         log_level: str = "warning",
         timeout_graceful_shutdown: float | None = 2.0,
         startup_timeout: float = 10.0,
+        http: str | type[asyncio.Protocol] = "httptools",
     ) -> None:
         self.app = app
         self.host = host
@@ -44,7 +46,7 @@ class BackgroundServer:
         self.config = uvicorn.Config(
             app,
             loop="auto",
-            http="httptools",
+            http=http,
             lifespan="auto",
             log_level=log_level,
             # Leave the host process's logging alone: records propagate to the root logger (pytest captures them).
