@@ -16,7 +16,7 @@ import anyio
 from triage.route import Usage, estimate_tokens
 from triage.upstream import Chunk, ModelStream
 
-__all__ = ["Answer", "Releasable", "StreamTally"]
+__all__ = ["Answer", "Releasable", "StreamTally", "completion_chars"]
 
 R = TypeVar("R")
 
@@ -28,6 +28,21 @@ class Releasable(Protocol):
     """What an answer holds until it closes: the request's concurrency slot (the app's `Lease`)."""
 
     def release(self) -> None: ...
+
+
+def completion_chars(chunk: Chunk) -> int:
+    """The answer's text in one chunk, in characters: content and tool-call arguments (the usage estimate's base)."""
+    chars = 0
+    for choice in chunk.get("choices") or ():
+        delta = choice.get("delta") or {}
+        content = delta.get("content")
+        if content:
+            chars += len(content)
+        for call in delta.get("tool_calls") or ():
+            arguments = (call.get("function") or {}).get("arguments")
+            if arguments:
+                chars += len(arguments)
+    return chars
 
 
 @dataclass(slots=True)
@@ -42,15 +57,8 @@ class StreamTally:
         usage = chunk.get("usage")
         if usage:
             self.usage = Usage(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
+        self.completion_chars += completion_chars(chunk)
         for choice in chunk.get("choices") or ():
-            delta = choice.get("delta") or {}
-            content = delta.get("content")
-            if content:
-                self.completion_chars += len(content)
-            for call in delta.get("tool_calls") or ():
-                arguments = (call.get("function") or {}).get("arguments")
-                if arguments:
-                    self.completion_chars += len(arguments)
             if choice.get("finish_reason"):
                 self.finish_reason = choice["finish_reason"]
 
@@ -58,7 +66,6 @@ class StreamTally:
         if self.usage is not None:
             return self.usage
         return Usage(estimate_tokens(prompt_chars), estimate_tokens(self.completion_chars), estimated=True)
-
 
 
 class Answer(Generic[R]):

@@ -228,6 +228,7 @@ class Upstreams:
                         response = await self._post(model, body, stream=True)
                         batches = ChunkBatches(response, model, deadline)
                         async for batch in batches:
+                            assert isinstance(batch, list)  # no relay yet: chunks only
                             head += batch
                             if any(has_token(chunk) for chunk in batch):
                                 break

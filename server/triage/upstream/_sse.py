@@ -25,6 +25,11 @@ class SSEDecoder:
         self._data: list[bytes] = []
         self._event: str | None = None
 
+    @property
+    def idle(self) -> bool:
+        """Between events: nothing of a next event buffered (a read that ends with a blank line leaves it so)."""
+        return not self._buffer and not self._data and self._event is None
+
     def feed(self, chunk: bytes) -> list[SSEEvent]:
         events: list[SSEEvent] = []
         buffer = self._buffer + chunk if self._buffer else chunk
