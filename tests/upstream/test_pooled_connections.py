@@ -23,7 +23,7 @@ async def answer(upstreams: Upstreams) -> None:
         async for _ in stream.batches():
             pass
     finally:
-        await stream.aclose()
+        stream.close()
 
 
 @pytest.mark.parametrize("keepalive", [None, 15.0], ids=["default", "aiohttp-default-15s"])

@@ -60,4 +60,4 @@ class Drain:
             if not answer.closed:
                 # Closing the upstream makes the encoder's iteration fail; it sees `drained` and says why.
                 answer.drained = True
-                await answer.stream.aclose()
+                answer.stream.close()

@@ -7,8 +7,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -227,7 +227,9 @@ class Gateway:
             messages, has_tools=bool(chat.tools), context_turns=self.config.classifier.context_turns
         )
         prompt_chars = sum(len(message_text(m)) for m in messages)
-        routed = Routed(f"req_{uuid.uuid4().hex}", time.perf_counter(), time.time(), inputs.text, prompt_chars, key_id)
+        # 128 random bits, as uuid4's hex; without building the UUID object (~60 us on a cold c=1 request path).
+        request_id = "req_" + secrets.token_hex(16)
+        routed = Routed(request_id, time.perf_counter(), time.time(), inputs.text, prompt_chars, key_id)
         request_id_var.set(routed.request_id)  # in this request's log lines (`server.log_format: json`)
         return routed, inputs
 

@@ -11,18 +11,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
-import anyio
-
 from triage.route import Usage, estimate_tokens
 from triage.upstream import Chunk, ModelStream
 
 __all__ = ["Answer", "Releasable", "StreamTally", "completion_chars"]
 
 R = TypeVar("R")
-
-# Closing the upstream must happen even inside a cancelled scope, but must not pin a worker if the provider hangs.
-_CLOSE_TIMEOUT = 5.0
-
 
 class Releasable(Protocol):
     """What an answer holds until it closes: the request's concurrency slot (the app's `Lease`)."""
@@ -98,8 +92,7 @@ class Answer(Generic[R]):
         if self._closed:
             return
         self._closed = True
-        with anyio.move_on_after(_CLOSE_TIMEOUT, shield=True):
-            await self.stream.aclose()
+        self.stream.close()
         self.settle("cancelled")
         if self._lease is not None:
             self._lease.release()

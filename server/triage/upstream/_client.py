@@ -42,7 +42,7 @@ from triage._json import dumps, loads
 from triage.upstream._errors import error_message, mapped_errors, redact
 from triage.upstream._health import ModelHealth
 from triage.upstream._retry import parse_retry_after, retry_delay, should_retry
-from triage.upstream._stream import Chunk, ChunkBatches, ModelStream, has_token
+from triage.upstream._stream import Chunk, ChunkBatches, ModelStream
 
 __all__ = ["Upstreams"]
 
@@ -230,7 +230,7 @@ class Upstreams:
                         async for batch in batches:
                             assert isinstance(batch, list)  # no relay yet: chunks only
                             head += batch
-                            if any(has_token(chunk) for chunk in batch):
+                            if batches.token_seen:  # (the chunks after it in the same read wait, undecoded)
                                 break
                         # Ending without a token: an empty answer is still an answer.
                 except TimeoutError:

@@ -87,7 +87,7 @@ class Speculation(Generic[T]):
             return Usage()  # it failed: the provider charged nothing we can know of
         result = self._task.result()
         if isinstance(result, ModelStream):
-            await result.aclose()
+            result.close()
             completion_chars = sum(
                 len((choice.get("delta") or {}).get("content") or "")
                 for chunk in result.head

@@ -30,6 +30,14 @@ class SSEDecoder:
         """Between events: nothing of a next event buffered (a read that ends with a blank line leaves it so)."""
         return not self._buffer and not self._data and self._event is None
 
+    def take_buffered(self) -> bytes | None:
+        """What is buffered toward the next event, handed back and cleared (the decoder is then idle), or None when
+        that cannot be: in the middle of an event's lines."""
+        if self._data or self._event is not None:
+            return None
+        buffered, self._buffer = self._buffer, b""
+        return buffered
+
     def feed(self, chunk: bytes) -> list[SSEEvent]:
         events: list[SSEEvent] = []
         buffer = self._buffer + chunk if self._buffer else chunk

@@ -17,14 +17,14 @@ from triage._json import loads
 from triage.upstream._errors import mapped_error
 from triage.upstream._sse import SSEDecoder, SSEEvent
 
-__all__ = ["Chunk", "ChunkBatches", "ModelStream", "Relay", "has_token"]
+__all__ = ["Chunk", "ChunkBatches", "ModelStream", "Relay"]
 
 # One streamed chunk, as the provider sent it: {"id", "object", "model", "choices": [{"delta": {...}}], ...}.
 Chunk = dict[str, Any]
 
-# A dialect's byte path (see `ModelStream.relayed`): given one network read of whole events, the bytes to send
-# the client for them, or None to have them decoded into chunks instead.
-Relay = Callable[[bytes], bytes | None]
+# A dialect's byte path (see `ModelStream.relayed`): given whole events as read, the bytes to send the client for
+# the leading events it takes, and how many of the given bytes those were (0: none; the rest is decoded).
+Relay = Callable[[bytes], tuple[bytes, int]]
 
 
 def has_token(chunk: Chunk) -> bool:
@@ -54,6 +54,8 @@ class ChunkBatches:
         self._decoder = SSEDecoder()
         self._pending: list[Chunk] | None = None  # a batch to hand out first (the head, after the first token)
         self.relay: Relay | None = None  # set by `ModelStream.relayed`
+        self._unread = b""  # what the relay left of the last read, or what followed the first token in its read
+        self.token_seen = False  # whether a chunk with the answer's first token has come out
         self._error: BaseException | None = None  # raised after the chunks before it went out
         self._done = False
 
@@ -74,33 +76,46 @@ class ChunkBatches:
             raise error
         model = self._model
         while not self._done:
-            try:
-                raw = await self._content.readany()
-            except Exception as exc:
-                error = mapped_error(exc, model)
-                if error is exc:
-                    raise
-                raise error from exc
-            if not raw:  # the end of the body
-                self._done = True
-                tail = [_parse_chunk(event, model) for event in self._decoder.flush() if event.data != b"[DONE]"]
-                if tail:
-                    return tail
-                break
-            if time.monotonic() > self._deadline:
-                raise UpstreamTimeout(f"model {model!r} did not finish within its total timeout", model=model)
-            if self.relay is not None and raw[-2:] == b"\n\n" and self._decoder.idle:
-                relayed = self.relay(raw)
-                if relayed is not None:
-                    return relayed
+            raw, self._unread = self._unread, b""
+            if not raw:
+                try:
+                    raw = await self._content.readany()
+                except Exception as exc:
+                    error = mapped_error(exc, model)
+                    if error is exc:
+                        raise
+                    raise error from exc
+                if not raw:  # the end of the body
+                    self._done = True
+                    tail = [_parse_chunk(event, model) for event in self._decoder.flush() if event.data != b"[DONE]"]
+                    if tail:
+                        return tail
+                    break
+                if time.monotonic() > self._deadline:
+                    raise UpstreamTimeout(f"model {model!r} did not finish within its total timeout", model=model)
+            if self.relay is not None and self._decoder.idle:
+                # The whole events of this read go to the relay; what it leaves (from the first event it will not
+                # take, or a next event's start) is decoded on the next turn.
+                whole = raw.rfind(b"\n\n") + 2
+                if whole > 1:
+                    relayed, used = self.relay(raw if whole == len(raw) else raw[:whole])
+                    if used:
+                        self._unread = raw[used:]
+                        return relayed
             batch: list[Chunk] = []
-            for event in self._decoder.feed(raw):
+            events = self._decoder.feed(raw)
+            for i, event in enumerate(events):
                 if event.data == b"[DONE]":
                     self._done = True
                     await _read_to_end(self._response)
                     break
                 try:
-                    batch.append(_parse_chunk(event, model))
+                    chunk = _parse_chunk(event, model)
+                    batch.append(chunk)
+                    if not self.token_seen and has_token(chunk):
+                        self.token_seen = True
+                        if self._hold_back(events[i + 1 :]):
+                            return batch
                 except (UpstreamError, ValueError) as exc:
                     error = mapped_error(exc, model)
                     if error is not exc:
@@ -112,6 +127,18 @@ class ChunkBatches:
             if batch:
                 return batch
         raise StopAsyncIteration
+
+    def _hold_back(self, events: list[SSEEvent]) -> bool:
+        """At the first token: give the events after it in this read back as bytes (with the next event's start),
+        for the relay to take undecoded; at 256 streams a busy loop reads ~10 chunks before the first token.
+        False (decode them now) when they are not plain one-line data events."""
+        if any(event.event is not None or b"\n" in event.data for event in events):
+            return False
+        buffered = self._decoder.take_buffered()
+        if buffered is None:
+            return False
+        self._unread = b"".join(b"data: " + event.data + b"\n\n" for event in events) + buffered
+        return True
 
 
 # How long to wait, after `[DONE]`, for the end of the body: it normally comes with it.
@@ -141,7 +168,7 @@ def _parse_chunk(event: SSEEvent, model: str) -> Chunk:
 
 class ModelStream:
     """A live streamed answer from one model, past its first token: chunk dicts in OpenAI's shape, in batches as
-    they arrived together (`batches()`). Iterate it once; always `aclose()` it."""
+    they arrived together (`batches()`). Iterate it once; always `close()` it."""
 
     def __init__(self, model: str, response: aiohttp.ClientResponse, batches: ChunkBatches, head: list[Chunk]) -> None:
         self.model = model
@@ -158,16 +185,17 @@ class ModelStream:
         return cast(AsyncIterator[list[Chunk]], self._batches)  # without a relay, only chunk lists
 
     def relayed(self, relay: Relay) -> AsyncIterator[list[Chunk] | bytes]:
-        """`batches()`, except that a network read of whole events which `relay` takes comes out as the bytes it
-        made of them, undecoded: a dialect whose events are the provider's own, barely changed, sends most of an
+        """`batches()`, except that the events `relay` takes, of each network read, come out as the bytes it made
+        of them, undecoded: a dialect whose events are the provider's own, barely changed, sends most of an
         answer without parsing and re-encoding each chunk (~2 us a chunk, the largest share of Triage's own CPU
         per streamed answer at 256 streams; issue 18). The head, the end and anything `relay` refuses are chunks."""
         self._batches.push_back(self.head)
         self._batches.relay = relay
         return self._batches
 
-    async def aclose(self) -> None:
-        # A body read to its end hands the connection back to the pool; one cut short is closed, so the provider
-        # sees the cancel at once (aiohttp's `release` does both).
+    def close(self) -> None:
+        """Let go of the answer's HTTP response. Not a coroutine: it never waits, so it also runs, whole, inside
+        a cancelled task. A body read to its end hands the connection back to the pool; one cut short is closed,
+        so the provider sees the cancel at once (aiohttp's `release` does both)."""
         self._response.release()
 
