@@ -25,10 +25,14 @@ __all__ = [
 
 # The collector's youngest-generation threshold (CPython's default: 700). At 2,000 held streams the default promoted
 # objects that live a few hundred ms (per chunk) into the old generation, which then filled its 25% quota every ~3 s
-# and forced a full collection: 0.6 s of CPU each, 2.5 s of CPU per 10 s. With 10,000 they die young instead: full
-# collections went from 45 to 2 in a 3-minute soak, collector CPU to 0.66 s per 10 s, the worst loop stall per 10 s
-# from 1.4 s to 0.6 s on average, time to first token p50 696 -> 213 ms, p99 4.3 -> 1.9 s (issue 8; RSS the same).
-GC_GEN0_THRESHOLD = 10_000
+# and forced a full collection: 0.6 s of CPU each, 2.5 s of CPU per 10 s. With 10,000 they died young instead: full
+# collections went from 45 to 2 in a 3-minute soak, time to first token p50 696 -> 213 ms, p99 4.3 -> 1.9 s (issue 8).
+# The count that triggers a young collection is allocations minus deallocations, and a serving process in a steady
+# state allocates about as much as it frees: the count wanders rather than grows, so the higher the bar, the rarer
+# (more than proportionally) the collections. At 256 streams, 10,000 -> 50,000 took young collections from 46 to 4
+# per 3,256 answers and the collector's CPU from 55 to 13 us per answer (5% of Triage's CPU per answer), for a pause
+# of ~11 ms instead of ~3 ms when one does run (issue 18).
+GC_GEN0_THRESHOLD = 50_000
 
 
 class FreezeAfterStartup:
