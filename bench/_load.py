@@ -259,10 +259,13 @@ def start_triage(config: Path, *, log_level: str = "warning", python: str = sys.
 
 # A floor for any Python gateway: a bare ASGI app under the same uvicorn (uvloop, httptools) that forwards the body
 # to the upstream on one shared aiohttp session and relays the bytes back as they come. No parsing, no routing: what
-# a process hop in Python costs at the least.
+# a process hop in Python costs at the least. With `late_headers` it keeps Triage's rule (DESIGN.md "Headers": the
+# response starts only with the first token, so a total failure is still a true 502/504) and Triage's protocol
+# (the head written with the first event): the floor under that rule, apart from everything Triage does.
 _FLOOR_PROXY = """
 import sys, aiohttp, uvicorn
 upstream = sys.argv[1]
+late = sys.argv[3] == "late"
 session = None
 
 async def app(scope, receive, send):
@@ -286,19 +289,29 @@ async def app(scope, receive, send):
         if not message.get("more_body"):
             break
     async with session.post(upstream + scope["path"], data=body, headers={"content-type": "application/json"}) as r:
-        await send({"type": "http.response.start", "status": r.status,
-                    "headers": [(b"content-type", r.headers.get("content-type", "").encode())]})
+        start = {"type": "http.response.start", "status": r.status,
+                 "headers": [(b"content-type", r.headers.get("content-type", "").encode())]}
+        if not late:
+            await send(start)
         async for data in r.content.iter_any():
+            if late and start is not None:
+                await send(start)
+                start = None
             await send({"type": "http.response.body", "body": data, "more_body": True})
     await send({"type": "http.response.body", "body": b""})
 
-uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), loop="uvloop", http="httptools", log_level="warning")
+if late:
+    from triage.app import HeadWithBodyProtocol as http
+else:
+    http = "httptools"
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), loop="uvloop", http=http, log_level="warning")
 """
 
 
-def start_floor_proxy(upstream_url: str, *, python: str = sys.executable) -> Server:
+def start_floor_proxy(upstream_url: str, *, python: str = sys.executable, late_headers: bool = False) -> Server:
     port = free_port()
-    return Server("floor-proxy", [python, "-c", _FLOOR_PROXY, upstream_url, str(port)], port, ready_path="/healthz")
+    argv = [python, "-c", _FLOOR_PROXY, upstream_url, str(port), "late" if late_headers else "early"]
+    return Server("floor-proxy-late" if late_headers else "floor-proxy", argv, port, ready_path="/healthz")
 
 
 def stream_body(model: str, prompt: str) -> dict[str, Any]:

@@ -11,7 +11,10 @@ process, and the ratios Triage / LiteLLM and Triage / relay.
 
 The last line's headline keys (issue 18): `added_ttft_p50_ms` and `relay_added_ttft_p50_ms` (c=1, ms over
 direct), `vs_litellm_added_ttft_p50` (c=1, Triage's added p50 over LiteLLM's), `c64_rps_vs_direct`,
-`c256_rps_vs_relay`, and `cpu_s_per_1k` (Triage's, per concurrency).
+`c256_rps_vs_relay`, and `cpu_s_per_1k` (Triage's, per concurrency). At c=1 a second relay keeps Triage's rule of
+starting the response only with the first token (`relay-late`, DESIGN.md "Headers"), with the head written with
+the first event as `triage serve` does: `relay_late_headers_added_ttft_p50_ms` is the floor under that rule, and
+`triage_over_late_relay_ttft_p50_ms` what Triage's own work adds over it.
 
 Routing decisions: aurelio's semantic-router (an `IndexedRouter` on the train split's utterances, calibrated with
 its own `fit()` on the train split), with Triage's own encoder wrapped as its `DenseEncoder`, against Triage's
@@ -168,7 +171,8 @@ def run_load(args: argparse.Namespace, deadline: float) -> dict[str, Any]:
     with stopping(sim):
         triage = start_triage(triage_config(sim.url, workdir, classifier=args.classifier))
         relay = start_floor_proxy(sim.url)
-        with stopping(triage, relay):
+        relay_late = start_floor_proxy(sim.url, late_headers=True) if 1 in args.concurrency else None
+        with stopping(triage, relay, *([relay_late] if relay_late else [])):
             litellm = start_litellm(sim.url, workdir)
             loadgen = LoadGen()
             with stopping(litellm, loadgen):
@@ -183,6 +187,8 @@ def run_load(args: argparse.Namespace, deadline: float) -> dict[str, Any]:
                         Arm("litellm", litellm.url, stream_body("cheap", PROMPT), server=litellm,
                             headers={"authorization": f"Bearer {MASTER_KEY}"}),
                     ]
+                    if c == 1 and relay_late is not None:  # where the headers rule shows: one request at a time
+                        arms.append(Arm("relay-late", relay_late.url, stream_body("cheap", PROMPT), server=relay_late))
                     # This concurrency's share of the time left, so a slow peer cannot starve the later ones.
                     left = deadline - time.monotonic()
                     share = weights[c] / sum(weights[x] for x in args.concurrency[i:])
@@ -225,7 +231,7 @@ def load_figures(results: dict[int, list[Arm]]) -> dict[str, Any]:
     keys = ("added_ttft_p50_ms", "added_ttft_p99_ms", "added_total_p50_ms", "added_total_p99_ms", "rps",
             "rps_ratio", "cpu_s_per_1k", "requests", "errors")
     for c, arms in results.items():
-        direct, triage, relay, litellm = arms
+        direct, triage, relay, litellm, *late = arms
         t, r, lt = figures(triage, direct), figures(relay, direct), figures(litellm, direct)
         out["by_concurrency"][f"c{c}"] = {
             "direct": {"ttft_p50_ms": figures(direct, direct)["ttft_p50_ms"], "rps": round(direct.rps, 1)},
@@ -234,6 +240,8 @@ def load_figures(results: dict[int, list[Arm]]) -> dict[str, Any]:
             "litellm": {k: lt[k] for k in keys},
             "loadgen_cpu_busy": round(direct.loadgen_busy, 2),
         }
+        if late:
+            out["by_concurrency"][f"c{c}"]["relay_late"] = {k: figures(late[0], direct)[k] for k in keys}
         out["ratios"][f"c{c}"] = {
             "added_ttft_p50": _ratio(t["added_ttft_p50_ms"], lt["added_ttft_p50_ms"]),
             "added_ttft_p99": _ratio(t["added_ttft_p99_ms"], lt["added_ttft_p99_ms"]),
@@ -256,6 +264,11 @@ def headline(load: dict[str, Any]) -> dict[str, Any]:
         out["relay_added_ttft_p50_ms"] = by["c1"]["relay"]["added_ttft_p50_ms"]
         out["litellm_added_ttft_p50_ms"] = by["c1"]["litellm"]["added_ttft_p50_ms"]
         out["vs_litellm_added_ttft_p50"] = ratios["c1"]["added_ttft_p50"]
+        late = by["c1"].get("relay_late")
+        if late:
+            # The floor under the headers-after-first-token rule, and what Triage adds over it (its own work).
+            out["relay_late_headers_added_ttft_p50_ms"] = late["added_ttft_p50_ms"]
+            out["triage_over_late_relay_ttft_p50_ms"] = round(out["added_ttft_p50_ms"] - late["added_ttft_p50_ms"], 2)
     for c in ("c64", "c256"):
         if c in by:
             out[f"{c}_rps_vs_direct"] = ratios[c]["rps_vs_direct"]
