@@ -1,4 +1,4 @@
-"""The OpenAI dialect's byte path (stream/_openai.py `ChunkRelay`, issue 18): the leading ordinary chunks of a
+"""The OpenAI dialect's byte path (stream/_relay.py `ChunkRelay`, issue 18): the leading ordinary chunks of a
 read go out as the provider wrote them, with Triage's model name; from the first unusual event on, the read is left
 to be decoded as before. What the client reads is the same either way: the relayed bytes parse to exactly the
 chunks the decoding path would send."""
@@ -13,16 +13,17 @@ import hypothesis.strategies as st
 
 from triage._json import loads
 from triage.stream import StreamTally
-from triage.stream._openai import ChunkRelay
+from triage.stream._relay import ChunkRelay
 
 UPSTREAM = "gpt-4o-mini-2024-07-18"
 
 
 def chunk(content: str | None = None, *, finish: str | None = None, usage: Any = None, model: str = UPSTREAM,
-          usage_field: bool = True, **extra: Any) -> dict[str, Any]:
+          usage_field: bool = True, choice_logprobs: bool = False, **extra: Any) -> dict[str, Any]:
     delta = {} if content is None else {"content": content}
+    logprobs = {"content": [{"token": content, "logprob": -0.1}]} if choice_logprobs else None
     data: dict[str, Any] = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": model,
-                            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]}
+                            "choices": [{"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish}]}
     if usage_field:
         data["usage"] = usage
     data.update(extra)
@@ -86,22 +87,24 @@ def test_from_the_first_unusual_event_on_a_read_is_left_to_be_decoded() -> None:
         "the end marker": b"data: [DONE]\n\n",
         "a keep-alive comment": b": ping\n\n" + sse(chunk("c")),
         "a carriage return": sse(chunk("c")).replace(b"\n\n", b"\r\n\r\n"),
+        "broken JSON": b"data: {not json\n\n",
+        "logprobs": sse(chunk("c", choice_logprobs=True)),
     }
     for why, tail in unusual.items():
         relayed, used = r(ordinary + tail)
         assert used == len(ordinary), why
         assert decoded(relayed) == decoding_path([chunk("a"), chunk("b")], include_usage=True), why
         assert r(tail) == (b"", 0), why
-    # A read the relay cannot vouch for as a whole is decoded as a whole (the decoder then finds the fault).
+    # A read whose first event the relay cannot learn from is decoded as a whole.
     refused = {
-        "broken JSON": ordinary + b"data: {not json\n\n",
+        "broken JSON": b"data: {not json\n\n" + ordinary,
         "an event over two lines": b'data: {"id":"x",\ndata: "model":"' + UPSTREAM.encode() + b'"}\n\n',
         "another model": sse(chunk("a", model="other")),
         "another spelling": sse(chunk("a"), separators=(", ", ": ")),
         "a second model field": sse(chunk("a", meta={"model": UPSTREAM})),
     }
     for why, raw in refused.items():
-        assert r(raw) == (b"", 0), why
+        assert relay()[0](raw) == (b"", 0), why
 
 
 def test_usage_elsewhere_than_last_is_refused_when_it_must_be_dropped() -> None:
