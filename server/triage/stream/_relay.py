@@ -63,10 +63,9 @@ class ChunkRelay:
         for event in raw.split(b"\n\n")[:-1]:  # (raw ends with a blank line: the last part is empty)
             if not (event.startswith(prefix) and event.endswith(suffix)) or len(event) < start - end:
                 break
-            delta = event[start:end]
-            if b'"finish_reason"' in delta or b'"usage"' in delta:  # what the suffix vouches for, moved inside
-                break
-            deltas.append(delta)
+            # The delta goes on as it is: whatever else a provider put between prefix and suffix, the suffix's
+            # `"finish_reason":null` (and usage) come last, and JSON's last key wins, decoded or relayed.
+            deltas.append(event[start:end])
             used += len(event) + 2
         if not deltas:
             return b"", 0
