@@ -55,13 +55,13 @@ def events(*items: bytes | float, closed: list[str] | None = None) -> AsyncItera
 
 
 def response(body: AsyncIterator[bytes], *, ping: float = 15, send_timeout: float = 30,
-             closed: list[str] | None = None) -> EventStream:
+             closed: list[str] | None = None, listener: asyncio.Future[Any] | None = None) -> EventStream:
     async def close() -> None:
         if closed is not None:
             closed.append("background")
 
     return EventStream(body, headers={"x-triage-model": "cheap"}, ping=ping, send_timeout=send_timeout,
-                       background=close)
+                       background=close, listener=listener)
 
 
 async def test_a_whole_stream_start_events_end() -> None:
@@ -106,6 +106,27 @@ async def test_a_client_that_leaves_ends_the_stream_at_once() -> None:
     await asyncio.wait_for(task, 1)  # returns quietly: not cancelled, no error
     assert client.bodies == [b"event: a\n\n"]
     assert closed == ["closed", "background"]  # the body's finally (the upstream closed), then the background
+
+
+async def test_the_requests_listener_is_taken_over_and_a_disconnect_it_saw_ends_the_stream() -> None:
+    """The app hands over the `receive()` that watched while the model was asked (DisconnectWatch): the stream
+    makes no listener of its own, and a disconnect that listener saw before the stream started ends it after the
+    first event."""
+    client, closed = Client(), []
+    listener: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    listener.set_result({"type": "http.disconnect"})
+    calls = 0
+
+    async def receive() -> Message:
+        nonlocal calls
+        calls += 1
+        return await client.receive()
+
+    stream = response(events(b"event: a\n\n", 30.0, b"event: late\n\n", closed=closed), closed=closed,
+                      listener=listener)
+    await asyncio.wait_for(stream(SCOPE, receive, client.send), 1)
+    assert client.bodies == [b"event: a\n\n"] and calls == 0
+    assert closed == ["closed", "background"]
 
 
 async def test_a_quiet_stream_is_pinged() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -26,11 +27,11 @@ from triage.app._auth import Caller
 from triage.app._gateway import Gateway, Routed
 from triage.app._http import (
     ClientGone,
+    DisconnectWatch,
     http_error_handler,
     read_json,
     triage_error_handler,
     unexpected_error_handler,
-    until_disconnect,
 )
 from triage.app._learning import learning_routes
 from triage.app._limits import Lease
@@ -125,12 +126,13 @@ async def _guarded(request: Request, endpoint: str, handler: Callable[[_Call], A
             call.lease.release()
 
 
-def _sse(gateway: Gateway, answer: Answer[Any], body: AsyncIterator[bytes], routed: Routed) -> Response:
+def _sse(gateway: Gateway, answer: Answer[Any], body: AsyncIterator[bytes], routed: Routed,
+         listener: asyncio.Future[Any]) -> Response:
     server = gateway.config.server
     gateway.drain.track(answer)
     response = EventStream(
         body, headers=routed.headers(answer.model), ping=server.ping_interval, send_timeout=server.send_timeout,
-        background=answer.aclose,
+        background=answer.aclose, listener=listener,
     )
     model = answer.model  # not the answer itself: the response must not keep it alive (see EventStream)
 
@@ -152,15 +154,16 @@ async def chat_completions(request: Request) -> Response:
         gateway = call.gateway
         body, chat = await _read_chat(request, gateway, ChatCompletionRequest)
         routed, inputs = gateway.begin(chat, body["messages"], call.caller.key_id)
-        with gateway.failing(routed, endpoint):
+        with DisconnectWatch(request.receive) as watch, gateway.failing(routed, endpoint):
             if chat.stream:
-                stream = await until_disconnect(gateway.open_stream(chat, body, routed, inputs), request.receive)
+                stream = await watch.until(gateway.open_stream(chat, body, routed, inputs))
+                listener = watch.hand_over()
             else:
-                data = await until_disconnect(gateway.open_completion(chat, body, routed, inputs), request.receive)
+                data = await watch.until(gateway.open_completion(chat, body, routed, inputs))
         if chat.stream:
             answer = Answer(stream, _settler(gateway, routed, stream.model, endpoint), call.hand_over())
             include_usage = bool(chat.stream_options and chat.stream_options.include_usage)
-            return _sse(gateway, answer, openai_chunks(answer, include_usage=include_usage), routed)
+            return _sse(gateway, answer, openai_chunks(answer, include_usage=include_usage), routed, listener)
         model = str(data["model"])
         tally = StreamTally()
         raw_usage = data.get("usage") or {}
@@ -184,13 +187,12 @@ async def triage_chat(request: Request) -> Response:
         option = chat.structured_schema()
         parser = IncrementalJSONParser(SchemaValidator(option.schema_)) if option is not None else None
         routed, inputs = gateway.begin(chat, body["messages"], call.caller.key_id)
-        with gateway.failing(routed, endpoint):
-            stream = await until_disconnect(
-                gateway.open_stream(chat, chat.upstream_body(body), routed, inputs), request.receive
-            )
+        with DisconnectWatch(request.receive) as watch, gateway.failing(routed, endpoint):
+            stream = await watch.until(gateway.open_stream(chat, chat.upstream_body(body), routed, inputs))
+            listener = watch.hand_over()
         answer = Answer(stream, _settler(gateway, routed, stream.model, endpoint), call.hand_over())
         events = ui_events(answer, route=routed.route_event(stream.model), parser=parser)
-        return _sse(gateway, answer, events, routed)
+        return _sse(gateway, answer, events, routed, listener)
 
     return await _guarded(request, endpoint, handle)
 

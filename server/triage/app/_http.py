@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse, Response
 from triage._exceptions import InvalidRequest, NotFound, PayloadTooLarge, TriageError
 from triage._types import Receive
 
-__all__ = ["ClientGone", "error_response", "read_json", "until_disconnect"]
+__all__ = ["ClientGone", "DisconnectWatch", "error_response", "read_json"]
 
 logger = logging.getLogger("triage.http")
 
@@ -66,36 +66,57 @@ def _strict_json(body: bytes) -> Any:
         ) from None
 
 
-async def until_disconnect(work: Awaitable[T], receive: Receive) -> T:
-    """Await `work`, cancelling it if the client disconnects first (raising ClientGone). Only valid once the
-    request body has been read, when the next ASGI message can only be `http.disconnect`.
+class DisconnectWatch:
+    """One pending `receive()` per model request, from the moment its body has been read (the next ASGI message can
+    then only be `http.disconnect`) to the end of its response. While the model is asked (`until`), a disconnect
+    cancels the handler's own task, which then raises ClientGone; a streamed response takes the same listener over
+    (`hand_over()`, then EventStream's `listener`), so a request costs one listener task, not one per phase.
 
-    The work runs in the handler's own task, which the listener cancels: one task per request instead of two,
-    on the path to the first token."""
-    task = asyncio.current_task()
-    assert task is not None
-    watching = True
-    gone = False
+    A context manager: on exit, a listener not handed over is cancelled."""
 
-    def disconnected(listener: asyncio.Future[Any]) -> None:
-        nonlocal gone
-        # A callback already queued when the work finished must not cancel whatever the task does next.
-        if watching and not listener.cancelled():
-            gone = True
-            task.cancel()
+    def __init__(self, receive: Receive) -> None:
+        self._listener: asyncio.Future[Any] | None = asyncio.ensure_future(receive())
 
-    listener = asyncio.ensure_future(receive())
-    listener.add_done_callback(disconnected)
-    try:
-        return await work
-    except asyncio.CancelledError:
-        # The cancellation was ours (and only ours): the work has run its cleanup on the way out.
-        if gone and task.uncancel() == 0:
-            raise ClientGone() from None
-        raise
-    finally:
-        watching = False
-        listener.cancel()
+    def __enter__(self) -> DisconnectWatch:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+
+    def hand_over(self) -> asyncio.Future[Any]:
+        """The listener, for the response to watch from now on; this watch lets go of it."""
+        listener, self._listener = self._listener, None
+        assert listener is not None, "handed over twice"
+        return listener
+
+    async def until(self, work: Awaitable[T]) -> T:
+        """Await `work`, cancelling it if the client disconnects first (raising ClientGone)."""
+        listener = self._listener
+        assert listener is not None
+        task = asyncio.current_task()
+        assert task is not None
+        watching = True
+        gone = False
+
+        def disconnected(listener: asyncio.Future[Any]) -> None:
+            nonlocal gone
+            # A callback already queued when the work finished must not cancel whatever the task does next.
+            if watching and not listener.cancelled():
+                gone = True
+                task.cancel()
+
+        listener.add_done_callback(disconnected)
+        try:
+            return await work
+        except asyncio.CancelledError:
+            # The cancellation was ours (and only ours): the work has run its cleanup on the way out.
+            if gone and task.uncancel() == 0:
+                raise ClientGone() from None
+            raise
+        finally:
+            watching = False
+            listener.remove_done_callback(disconnected)
 
 
 def error_response(exc: TriageError) -> Response:

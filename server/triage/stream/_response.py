@@ -8,7 +8,8 @@ Triage's CPU per answer (bench/overhead.py, py-spy; issue 18), in a process that
 
 - The producer is the response's own task: the first event goes out with the response start, then each event
   as the encoder yields it (the chunks of one upstream read are one event: one write).
-- A client that disconnects: one listener task waits for `http.disconnect` and cancels the producer, whose
+- A client that disconnects: one listener task (the request's own, handed over by the app: the one that watched
+  while the model was asked) waits for `http.disconnect` and cancels the producer, whose
   `finally` closes the body (the encoder closes the upstream request at once).
 - Keep-alive and the send bound: one timer per stream, every `min(ping, send_timeout / 2)` seconds. It sends a
   ping comment when nothing went out for `ping` seconds, and drops a client whose send has been stuck (the
@@ -64,6 +65,7 @@ class EventStream(Response):
         ping: float,
         send_timeout: float,
         background: Callable[[], Awaitable[None]] | None = None,
+        listener: asyncio.Future[Any] | None = None,
     ) -> None:
         # Not Response.__init__: no body to render, and the headers are known. Starlette reads only these.
         self.status_code = 200
@@ -72,6 +74,8 @@ class EventStream(Response):
         self.raw_headers = [*_HEADERS, *own]
         self.background = None  # Starlette's BackgroundTask slot; ours is `_close`, run in `__call__`
         self._close = background
+        # A pending `receive()` the request already has (the app's DisconnectWatch), else one is made here.
+        self._listener = listener
         self._ping = ping
         self._send_timeout = send_timeout
 
@@ -83,7 +87,8 @@ class EventStream(Response):
         assert task is not None
         stream = _Streaming(task, scope.get(RAW_SEND) or send, self._ping, self._send_timeout)
         body = aiter(self.body_iterator)
-        listener: asyncio.Future[Any] | None = None
+        listener = self._listener
+        self._listener = None
         try:
             first = await anext(body, None)
             await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
@@ -92,7 +97,8 @@ class EventStream(Response):
                 await stream.send(first)
             if self.after_first_event is not None:
                 self.after_first_event()
-            listener = asyncio.ensure_future(receive())  # after the first event: nothing ahead of it that need not be
+            if listener is None:  # after the first event: nothing ahead of it that need not be
+                listener = asyncio.ensure_future(receive())
             listener.add_done_callback(stream.disconnected)
             async for data in body:
                 await stream.send(data)
