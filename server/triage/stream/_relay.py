@@ -17,6 +17,8 @@ mid-stream error are handled as before. A provider whose first event cannot be l
 
 from __future__ import annotations
 
+import re
+
 from triage._json import dumps, loads
 from triage.stream._answer import StreamTally
 from triage.upstream import Chunk
@@ -107,28 +109,22 @@ class ChunkRelay:
         self._prefix_out, self._suffix_out = prefix.replace(self._from, self._to), suffix_out
 
 
+# A JSON string (escapes included), or a brace: what finding an object's end needs to look at.
+_STRING_OR_BRACE = re.compile(rb'"(?:[^"\\]|\\.)*"|[{}]')
+
+
 def _object_end(data: bytes, start: int) -> int | None:
     """Where the JSON object starting at `data[start]` ends (the index after its `}`), strings skipped; None if
-    it is not an object or does not end."""
+    it is not an object or does not end. Once per answer, token by token (a byte-by-byte loop cost ~15 us)."""
     if data[start:start + 1] != b"{":
         return None
     depth = 0
-    in_string = escaped = False
-    for i in range(start, len(data)):
-        byte = data[i]
-        if in_string:
-            if escaped:
-                escaped = False
-            elif byte == 0x5C:  # backslash
-                escaped = True
-            elif byte == 0x22:  # quote
-                in_string = False
-        elif byte == 0x22:
-            in_string = True
-        elif byte == 0x7B:  # {
+    for token in _STRING_OR_BRACE.finditer(data, start):
+        brace = token.group()
+        if brace == b"{":
             depth += 1
-        elif byte == 0x7D:  # }
+        elif brace == b"}":
             depth -= 1
             if depth == 0:
-                return i + 1
+                return token.end()
     return None
