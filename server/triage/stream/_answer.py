@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
 from triage.route import Usage, estimate_tokens
-from triage.upstream import Chunk, ModelStream
+from triage.upstream import Chunk, ModelStream, completion_chars
 
-__all__ = ["Answer", "Releasable", "StreamTally", "completion_chars"]
+__all__ = ["Answer", "Releasable", "StreamTally"]
 
 R = TypeVar("R")
 
@@ -22,21 +22,6 @@ class Releasable(Protocol):
     """What an answer holds until it closes: the request's concurrency slot (the app's `Lease`)."""
 
     def release(self) -> None: ...
-
-
-def completion_chars(chunk: Chunk) -> int:
-    """The answer's text in one chunk, in characters: content and tool-call arguments (the usage estimate's base)."""
-    chars = 0
-    for choice in chunk.get("choices") or ():
-        delta = choice.get("delta") or {}
-        content = delta.get("content")
-        if content:
-            chars += len(content)
-        for call in delta.get("tool_calls") or ():
-            arguments = (call.get("function") or {}).get("arguments")
-            if arguments:
-                chars += len(arguments)
-    return chars
 
 
 @dataclass(slots=True)

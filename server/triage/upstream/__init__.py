@@ -7,7 +7,7 @@ from triage.upstream._errors import redact
 from triage.upstream._health import ModelHealth, SharedHealth
 from triage.upstream._speculation import Speculation, StagedClassifier, worth_speculating
 from triage.upstream._sse import SSEDecoder, SSEEvent
-from triage.upstream._stream import Chunk, ModelStream
+from triage.upstream._stream import Chunk, ModelStream, completion_chars
 
 __all__ = [
     "Chunk",
@@ -19,6 +19,7 @@ __all__ = [
     "Speculation",
     "StagedClassifier",
     "Upstreams",
+    "completion_chars",
     "redact",
     "worth_speculating",
 ]

@@ -22,7 +22,7 @@ from triage._config import SpeculationConfig
 from triage._exceptions import UpstreamError
 from triage.classify import ClassifyInput, Decision
 from triage.route import Usage, estimate_tokens
-from triage.upstream._stream import ModelStream
+from triage.upstream._stream import ModelStream, completion_chars
 
 __all__ = ["Speculation", "StagedClassifier", "worth_speculating"]
 
@@ -88,11 +88,7 @@ class Speculation(Generic[T]):
         result = self._task.result()
         if isinstance(result, ModelStream):
             result.close()
-            completion_chars = sum(
-                len((choice.get("delta") or {}).get("content") or "")
-                for chunk in result.head
-                for choice in chunk.get("choices") or ()
-            )
-            return Usage(estimate_tokens(self._prompt_chars), estimate_tokens(completion_chars), estimated=True)
+            chars = sum(completion_chars(chunk) for chunk in result.head)
+            return Usage(estimate_tokens(self._prompt_chars), estimate_tokens(chars), estimated=True)
         usage = result.get("usage") or {}
         return Usage(int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0)))

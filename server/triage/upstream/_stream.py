@@ -17,7 +17,7 @@ from triage._json import loads
 from triage.upstream._errors import mapped_error
 from triage.upstream._sse import SSEDecoder, SSEEvent
 
-__all__ = ["Chunk", "ChunkBatches", "ModelStream", "Relay"]
+__all__ = ["Chunk", "ChunkBatches", "ModelStream", "Relay", "completion_chars"]
 
 # One streamed chunk, as the provider sent it: {"id", "object", "model", "choices": [{"delta": {...}}], ...}.
 Chunk = dict[str, Any]
@@ -34,6 +34,21 @@ def has_token(chunk: Chunk) -> bool:
         if delta.get("content") or delta.get("tool_calls") or delta.get("refusal") or choice.get("finish_reason"):
             return True
     return False
+
+
+def completion_chars(chunk: Chunk) -> int:
+    """The answer's text in one chunk, in characters: content and tool-call arguments (the usage estimate's base)."""
+    chars = 0
+    for choice in chunk.get("choices") or ():
+        delta = choice.get("delta") or {}
+        content = delta.get("content")
+        if content:
+            chars += len(content)
+        for call in delta.get("tool_calls") or ():
+            arguments = (call.get("function") or {}).get("arguments")
+            if arguments:
+                chars += len(arguments)
+    return chars
 
 
 class ChunkBatches:
