@@ -143,10 +143,6 @@ def _sse(gateway: Gateway, answer: Answer[Any], body: AsyncIterator[bytes], rout
     return response
 
 
-
-
-
-
 async def chat_completions(request: Request) -> Response:
     endpoint = "chat.completions"
 
