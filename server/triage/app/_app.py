@@ -53,6 +53,7 @@ _CLIENT_CLOSED = 499
 
 C = TypeVar("C", bound=ChatCompletionRequest)
 
+
 @dataclass(slots=True)
 class _Call:
     """One model request's caller and its concurrency slot, which a streamed answer takes over."""

@@ -100,8 +100,6 @@ class Routed:
         }
 
 
-
-
 class Gateway:
     def __init__(self, config: TriageConfig, *, classifier: Classifier | None = None, store: Store | None = None):
         self.config = config

@@ -135,8 +135,6 @@ async def reload(request: Request) -> Response:
     return JSONResponse(result.to_dict())
 
 
-
-
 def learning_routes() -> list[BaseRoute]:
     return [
         Route("/v1/feedback", feedback, methods=["POST"]),

@@ -189,6 +189,7 @@ class StreamError(_Closed):
 class DoneEvent(_Closed):
     finish_reason: str | None
 
+
 UI_EVENTS: dict[str, type[BaseModel]] = {
     "route": RouteEvent,
     "delta": DeltaEvent,

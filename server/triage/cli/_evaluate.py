@@ -85,8 +85,6 @@ def _classifier(args: argparse.Namespace, config: TriageConfig) -> Any:
     return LocalClassifier.load(args.head or config.classifier.head, categories=config.categories)
 
 
-
-
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help='labeled JSONL file: one {"text", "label"} object a line')
     parser.add_argument("--split", help="use only lines whose `split` field is this")

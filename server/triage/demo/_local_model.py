@@ -51,24 +51,6 @@ _LOG_TAIL_LINES = 20
 _POLL_SECONDS = 0.1
 
 
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 _live: set[LocalModelServer] = set()
 
 

@@ -35,7 +35,6 @@ from triage.sim._state import SimState
 __all__ = ["create_sim_app"]
 
 
-
 _ERROR_TYPES = {
     400: "invalid_request_error",
     401: "authentication_error",

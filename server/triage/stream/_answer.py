@@ -18,6 +18,7 @@ __all__ = ["Answer", "Releasable", "StreamTally"]
 
 R = TypeVar("R")
 
+
 class Releasable(Protocol):
     """What an answer holds until it closes: the request's concurrency slot (the app's `Lease`)."""
 

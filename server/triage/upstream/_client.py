@@ -59,32 +59,10 @@ _CLIENT_FAULT = frozenset({400, 413, 422})
 _ERROR_BODY_LIMIT = 64 * 1024
 
 
-
-
 @functools.cache
 def _tls_context() -> ssl.SSLContext:
     # Loading the CA bundle costs ~140 ms of blocking CPU: do it once per process, not once per provider client.
     return httpx2.create_ssl_context()
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 
 
 class Upstreams:

@@ -59,6 +59,7 @@ from triage.stream.structured._schema import Schema, SchemaValidator
 
 __all__ = ["IncrementalJSONParser"]
 
+
 class IncrementalJSONParser:
     """Parses one JSON document fed in chunks; see the module docstring. Not thread-safe; one per answer."""
 
