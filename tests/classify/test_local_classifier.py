@@ -14,7 +14,7 @@ from triage._config import load_config
 from triage._exceptions import ConfigError
 from triage.classify import Classifier, ClassifyInput, LocalClassifier, load_exemplars
 from triage.classify.local import Encoder, FeatureSpec, Featurizer
-from triage.classify.local._head import Head, fit_temperature, train_head
+from triage.classify.local._head import Bags, Head, fit_head, fit_temperature, train_head
 from triage.classify.local._lexical import _PATTERNS, _SIGNALS, follow_up_score
 from triage.classify.local._softmax import log_softmax
 
@@ -184,6 +184,46 @@ def test_train_save_load_and_weighted_corrections(encoder: Encoder, tmp_path: Pa
     assert sum(k == t for k, t in zip(kept, labels[unseen], strict=True)) > sum(
         f == t for f, t in zip(lost, labels[unseen], strict=True)
     )
+
+
+def test_each_source_is_missing_from_exactly_one_bag_and_ungrouped_rows_from_none() -> None:
+    groups = np.array([f"source{i % 10}" for i in range(200)] + [""] * 20)
+    members = Bags(groups, count=4).members(seed=7)
+    assert len(members) == 4
+    missing_from = {name: [m for m, rows in enumerate(members) if name not in set(groups[rows])]
+                    for name in set(groups) - {""}}
+    assert all(len(where) == 1 for where in missing_from.values())
+    for rows in members:
+        assert set(np.flatnonzero(groups == "")) <= set(rows.tolist())
+        kept = set(groups[rows]) - {""}
+        assert all(set(np.flatnonzero(groups == g)) <= set(rows.tolist()) for g in kept)  # a source is whole or out
+    assert [r.tolist() for r in Bags(groups, 4).members(seed=7)] == [r.tolist() for r in members]
+    # Fewer sources than bags: one member, every row.
+    (only,) = Bags(np.array(["a", "b", ""]), count=4).members(seed=0)
+    assert only.tolist() == [0, 1, 2]
+
+
+def test_a_bagged_head_scores_the_mean_of_its_members_logits(encoder: Encoder) -> None:
+    spec = FeatureSpec(prototypes=0)  # members then share every feature, and their mean is exactly one head
+    featurizer = Featurizer(encoder, spec)
+    pairs = load_exemplars()[::4]
+    texts = [t for t, _ in pairs]
+    cats = ("simple", "reasoning", "tool_use")
+    targets = np.array([cats.index(c) for _, c in pairs])
+    weights = np.ones(len(texts))
+    groups = np.array([f"source{i % 6}" if i % 5 else "" for i in range(len(texts))])
+    batch = featurizer.batch(texts)
+    bags = Bags(groups, count=3)
+    bagged = fit_head(batch, targets, weights, cats, spec, 10.0, 0, bags=bags)
+    members = [fit_head(batch.take(rows), targets[rows], weights[rows], cats, spec, 10.0, 0)
+               for rows in bags.members(0)]
+    probe = featurizer.batch(["Set a timer for ten minutes", "Prove that the square root of 2 is irrational",
+                              "thanks!", "a word no source had: zyxwvut"])
+    expected = np.mean([m.logits(probe) for m in members], axis=0)
+    assert np.allclose(bagged.logits(probe), expected, atol=1e-4)
+
+    head = train_head(texts, [c for _, c in pairs], featurizer=featurizer, folds=3, groups=groups.tolist(), bags=3)
+    assert head.meta["bags"] == 3 and head.meta["calibration"] == "out of source"
 
 
 def test_a_broken_head_file_is_a_config_error(tmp_path: Path) -> None:

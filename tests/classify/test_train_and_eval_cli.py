@@ -132,7 +132,7 @@ def test_eval_leaves_each_source_out_and_tables_them(tmp_path: Path, capsys: pyt
         for i, (text, label) in enumerate(pairs):
             row = {"text": text, "label": label, "source": f"s{i % 3}", **({"train": False} if i % 3 == 2 else {})}
             file.write(json.dumps(row) + "\n")
-    assert main(["eval", "--data", str(data), "--loso", "--balance", "200", "--json"]) == 0
+    assert main(["eval", "--data", str(data), "--loso", "--balance", "200", "--bags", "2", "--json"]) == 0
     out = capsys.readouterr().out
     assert "leave-one-source-out over 3 sources" in out and "conf.u" in out
     figures = json.loads(out.strip().splitlines()[-1])
@@ -153,6 +153,8 @@ def test_train_calibrates_out_of_source_and_balances_sources(tmp_path: Path) -> 
             file.write(json.dumps({"text": text, "label": label, "source": "big" if i % 4 else f"small{i % 8}"}) + "\n")
         file.write(json.dumps({"text": "an evaluation-only line", "label": "simple", "source": "x", "train": False}))
     out = tmp_path / "head.npz"
-    assert main(["train", "--data", str(data), "--balance", "100", "--folds", "3", "--out", str(out)]) == 0
+    args = ["train", "--data", str(data), "--balance", "100", "--folds", "3", "--bags", "2", "--out", str(out)]
+    assert main(args) == 0
     head = Head.load(out)
     assert head.meta["calibration"] == "out of source" and head.meta["examples"] == len(pairs)
+    assert head.meta["bags"] == 2

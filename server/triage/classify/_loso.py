@@ -18,7 +18,7 @@ import numpy as np
 from triage.classify._data import balanced_weights
 from triage.classify._evaluation import Routed
 from triage.classify.local._features import Encoder, FeatureSpec, Featurizer
-from triage.classify.local._head import fit_head, fit_temperature
+from triage.classify.local._head import Bags, fit_head, fit_temperature
 from triage.classify.local._softmax import one_blas_thread
 
 __all__ = ["LosoResult", "leave_one_source_out"]
@@ -41,11 +41,12 @@ def leave_one_source_out(
     spec: FeatureSpec | None = None,
     encoder: Encoder | None = None,
     seed: int = 0,
+    bags: int = 1,
     progress: Callable[[str], None] | None = None,
 ) -> LosoResult:
     """`rows`: {"text", "label", "source"} and optionally "train" (False: an evaluation-only source, scored but never
     trained on) and "weight". `base`: (text, label) rows always trained on. `balance`: cap each source's total
-    weight at this many rows (`balanced_weights`)."""
+    weight at this many rows (`balanced_weights`). `bags`: each head is that many averaged over sources (`Bags`)."""
     cats = tuple(categories)
     texts = [str(r["text"]) for r in rows] + [t for t, _ in base]
     labels = [str(r["label"]) for r in rows] + [label for _, label in base]
@@ -64,7 +65,9 @@ def leave_one_source_out(
         for name in names:
             held = np.flatnonzero(source_of[: len(rows)] == name)
             train = np.flatnonzero(trainable & (source_of != name))
-            head = fit_head(batch.take(train), targets[train], weights[train], cats, featurizer.spec, c, seed)
+            bagging = Bags(source_of[train], bags) if bags > 1 else None
+            head = fit_head(batch.take(train), targets[train], weights[train], cats, featurizer.spec, c, seed,
+                            bags=bagging)
             logits[held] = head.logits(batch.take(held))
             if progress is not None:
                 progress(name)

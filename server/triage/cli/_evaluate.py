@@ -1,7 +1,7 @@
 """`triage eval` and `triage calibrate`: how a classifier routes a labeled JSONL file, and the bar to use.
 
     triage eval --data labeled.jsonl [--split test] [--head PATH] [--config triage.yaml] [--json]
-    triage eval --data labeled.jsonl --loso [--exemplars] [--balance 400]     # leave one source out
+    triage eval --data labeled.jsonl --loso [--exemplars] [--balance 400] [--bags 4]     # leave one source out
     triage calibrate --data labeled.jsonl [--loso] --max-under-routing 0.03 [--out triage.yaml]
 
 The figures (accuracy, macro-F1, per-label precision/recall, confusion, under-routing and confident under-routing,
@@ -97,6 +97,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
                         help="leave one source out: train a head on the other sources, score it on each")
     parser.add_argument("--exemplars", action="store_true", help="with --loso: also train on the shipped exemplars")
     parser.add_argument("--balance", type=float, help="with --loso: cap each source's weight at this many lines")
+    parser.add_argument("--bags", type=int, default=1,
+                        help="with --loso: each head the mean of this many, as `triage train --bags` (default 1)")
 
 
 def configure_eval(parser: argparse.ArgumentParser) -> None:
@@ -128,7 +130,8 @@ def _load(args: argparse.Namespace) -> tuple[TriageConfig, list[Routed]]:
     with tqdm(total=sources, desc="leave one source out", unit=" source", disable=None, file=sys.stderr) as bar:
         result = leave_one_source_out(
             rows, categories=config.categories, base=load_exemplars() if args.exemplars else (),
-            base_weight=DEFAULT_EXEMPLAR_WEIGHT, balance=args.balance, progress=lambda _: _advance(bar),
+            base_weight=DEFAULT_EXEMPLAR_WEIGHT, balance=args.balance, bags=args.bags,
+            progress=lambda _: _advance(bar),
         )
     print(f"leave-one-source-out over {sources} sources; out-of-source temperature {result.temperature:.3f}")
     return config, result.routed

@@ -7,7 +7,8 @@
 Other fields of a line are ignored, but `split` filters with `--split`, a `weight` (default 1) weighs the line, a
 line with `"train": false` (a source licensed for evaluation only) is skipped, and `source` names where it came
 from. With sources, the head is calibrated on folds that hold out whole sources (how it does on traffic it never
-saw), and `--balance N` caps each source's weight at N lines; otherwise on k-fold out-of-fold logits (`--folds`).
+saw), `--balance N` caps each source's weight at N lines, and `--bags K` averages K heads each fitted without its
+own K-th of the sources; otherwise it is calibrated on k-fold out-of-fold logits (`--folds`).
 See `triage.classify.local._head`. The shipped head: `python bench/data/ship.py` (bench/data/README.md).
 """
 
@@ -42,6 +43,8 @@ def configure_train(parser: argparse.ArgumentParser) -> None:
         help=f"weight of an exemplar against a data line (default {DEFAULT_EXEMPLAR_WEIGHT})",
     )
     parser.add_argument("--balance", type=float, help="cap each source's total weight at this many lines")
+    parser.add_argument("--bags", type=int, default=1,
+                        help="with sources: average this many heads, each without its own share of them (default 1)")
     parser.add_argument("--out", required=True, help="where to write the head (.npz)")
     parser.add_argument("--c", type=float, default=10.0, help="inverse L2 strength, as scikit-learn's C (default 10)")
     parser.add_argument("--folds", type=int, default=5, help="folds for the calibration temperature (default 5)")
@@ -88,6 +91,7 @@ def run_train(args: argparse.Namespace) -> int:
             folds=args.folds,
             seed=args.seed,
             groups=sources if any(sources) else None,
+            bags=args.bags,
             progress=progress,
         )
     named = sorted(set(sources) - {""})

@@ -27,7 +27,7 @@ from triage.classify.local._features import Batch, FeatureSpec, Featurizer
 from triage.classify.local._prototypes import build_prototypes, prototype_features, prototype_features_loo
 from triage.classify.local._softmax import Prior, fit_softmax, log_softmax, one_blas_thread
 
-__all__ = ["FORMAT", "Head", "fit_head", "fit_temperature", "train_head"]
+__all__ = ["FORMAT", "Bags", "Head", "fit_head", "fit_temperature", "train_head"]
 
 FORMAT = "triage-head/1"
 
@@ -126,6 +126,30 @@ class Head:
             raise ConfigError(f"classifier.head: {str(path)!r} is missing {exc}") from exc
 
 
+@dataclass(frozen=True, slots=True)
+class Bags:
+    """Source bagging: `count` heads, averaged into one. The sources are dealt into `count` groups at random, and each
+    member is fitted without one of them, so every source is missing from exactly one member.
+
+    Each member learns less of any one source's conventions, and their mean keeps what the sources agree on. The mean
+    of linear heads on the same features is one linear head, so the decision costs what one head costs.
+    `groups`: each training row's source; rows with an empty group (the project's exemplars) are in every member.
+    """
+
+    groups: npt.NDArray[np.str_]
+    count: int = 4
+
+    def take(self, rows: npt.NDArray[np.int64]) -> Bags:
+        return Bags(self.groups[rows], self.count)
+
+    def members(self, seed: int) -> list[npt.NDArray[np.int64]]:
+        """Each member's training rows."""
+        if self.count < 2 or len({g for g in self.groups if g}) < self.count:
+            return [np.arange(len(self.groups))]
+        left_out = _group_folds(self.groups.tolist(), self.count, seed)  # the calibration folds' dealing
+        return [np.flatnonzero(left_out != m) for m in range(self.count)]
+
+
 def fit_temperature(
     logits: npt.NDArray[np.float64], targets: npt.NDArray[np.int64], weights: npt.NDArray[np.float64]
 ) -> float:
@@ -184,6 +208,7 @@ def train_head(
     seed: int = 0,
     prior: Head | None = None,
     groups: Sequence[str] | None = None,
+    bags: int = 1,
     progress: Callable[[str], None] | None = None,
 ) -> Head:
     """Fit a head on labeled texts (weighted by `sample_weight`, e.g. reviewed corrections above base data) and
@@ -192,6 +217,8 @@ def train_head(
     `groups`: each text's source. The folds then hold out whole sources, so the temperature is fitted on how the
     head does on sources it never saw, as a new user's traffic is, not on rows of sources it knows (which made it
     confident where it should not be: issue 16). Texts with an empty group are always trained on.
+    `bags`: with `groups`, fit this many heads, each without its own share of the sources, and average them
+    (`Bags`).
 
     `featurizer`: reuse a loaded one (the encoder takes ~0.1 s to load); its spec wins over `spec`.
     `prior`: a previous head (same categories and features) to shrink towards instead of zero: a refit on new data
@@ -233,7 +260,10 @@ def train_head(
                 fold = _group_folds(groups, min(folds, len({g for g in groups if g})), seed)
             else:
                 fold = _folds(targets, folds, seed)
-        head = _fit_and_calibrate(batch, targets, weights, cats, featurizer.spec, c, fold, seed, shrink, prior, note)
+        bagging = Bags(np.array([g or "" for g in groups]), bags) if groups is not None and bags > 1 else None
+        head = _fit_and_calibrate(
+            batch, targets, weights, cats, featurizer.spec, c, fold, seed, shrink, prior, bagging, note
+        )
 
     head.meta = {
         "examples": len(texts),
@@ -241,6 +271,7 @@ def train_head(
         "c": c,
         "folds": folds,
         "calibration": "out of source" if groups is not None and len({g for g in groups if g}) >= 2 else "k-fold",
+        "bags": bagging.count if bagging is not None else 1,
         "out_of_fold_accuracy": head.meta["out_of_fold_accuracy"],
         "prior": prior is not None,
         "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -260,6 +291,7 @@ def _fit_and_calibrate(
     seed: int,
     shrink: Prior | None,
     prior: Head | None,
+    bags: Bags | None,
     note: Callable[[str], None],
 ) -> Head:
     """`fold`: each row's fold (-1: always trained on); None: no calibration."""
@@ -269,13 +301,14 @@ def _fit_and_calibrate(
         oof = np.zeros((len(targets), len(cats)))
         for k in range(folds):
             train, held = np.flatnonzero(fold != k), np.flatnonzero(fold == k)
-            part = fit_head(batch.take(train), targets[train], weights[train], cats, spec, c, seed, shrink, prior)
+            part = fit_head(batch.take(train), targets[train], weights[train], cats, spec, c, seed, shrink, prior,
+                            bags.take(train) if bags is not None else None)
             oof[held] = part.logits(batch.take(held))
             note(f"fold {k + 1}/{folds}")
         scored = fold >= 0
         temperature = fit_temperature(oof[scored], targets[scored], weights[scored])
         oof_accuracy = float((oof[scored].argmax(axis=1) == targets[scored]).mean())
-    head = fit_head(batch, targets, weights, cats, spec, c, seed, shrink, prior)
+    head = fit_head(batch, targets, weights, cats, spec, c, seed, shrink, prior, bags)
     note("fit")
     head.temperature = temperature
     head.meta = {"out_of_fold_accuracy": oof_accuracy}
@@ -292,9 +325,11 @@ def fit_head(
     seed: int,
     shrink: Prior | None = None,
     prior: Head | None = None,
+    bags: Bags | None = None,
 ) -> Head:
     """A head fitted on `batch` (no calibration: temperature 1). `shrink`: the weights the penalty pulls towards;
-    `prior`: the head whose hashed weights fill the buckets `batch` never touches."""
+    `prior`: the head whose hashed weights fill the buckets `batch` never touches; `bags`: fit several heads on subsets
+    of the sources and average them (see `Bags`)."""
     prototypes = None
     if spec.prototypes > 0:
         if spec.dense_weight <= 0:
@@ -311,8 +346,20 @@ def fit_head(
         )
         dense = np.hstack([batch.dense, similarities * np.float32(spec.prototype_weight)])
         batch = Batch(dense.astype(np.float32), batch.indptr, batch.indices, batch.values)
-    fit = fit_softmax(batch, targets, weights, len(cats), c=c, prior=shrink)
     # Buckets the data never touched keep the prior's weights (zero without a prior).
-    sparse_w = prior.sparse_w.copy() if prior is not None else np.zeros((spec.n_buckets, len(cats)), dtype=np.float32)
-    sparse_w[fit.sparse_columns] = fit.sparse_w
-    return Head(cats, spec, fit.dense_w, sparse_w, fit.bias, prototypes)
+    untouched = prior.sparse_w if prior is not None else np.zeros((spec.n_buckets, len(cats)), dtype=np.float32)
+    members = [np.arange(len(targets))] if bags is None else bags.members(seed)
+    dense_w = np.zeros_like(batch.dense, shape=(batch.dense.shape[1], len(cats)))
+    sparse_w = np.zeros_like(untouched)
+    bias = np.zeros(len(cats), dtype=np.float32)
+    for rows in members:
+        part = batch if len(rows) == len(targets) else batch.take(rows)
+        fit = fit_softmax(part, targets[rows], weights[rows], len(cats), c=c, prior=shrink)
+        member_sparse = untouched.copy()
+        member_sparse[fit.sparse_columns] = fit.sparse_w
+        dense_w += fit.dense_w
+        sparse_w += member_sparse
+        bias += fit.bias
+    # Linear heads on the same features: the mean of their logits is the logits of their mean.
+    n = np.float32(len(members))
+    return Head(cats, spec, dense_w / n, sparse_w / n, bias / n, prototypes)
