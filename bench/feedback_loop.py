@@ -34,7 +34,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path[:0] = [str(BENCH), str(BENCH / "data")]
 
 from _load import json_line  # noqa: E402
-from ship import BALANCE, BUILT, DEV, EXEMPLAR_WEIGHT, rows  # noqa: E402
+from ship import BAGS, BALANCE, BUILT, DEV, EXEMPLAR_WEIGHT, rows  # noqa: E402
 
 from triage import load_config  # noqa: E402
 from triage.classify import ClassifyInput, LocalClassifier, load_exemplars, train_head  # noqa: E402
@@ -53,8 +53,9 @@ def starting_head(data: list[dict[str, Any]], source: str, featurizer: Featurize
     labels = [r["label"] for r in train] + [c for _, c in exemplars]
     caps = balanced_weights([r["source"] for r in train] + [""] * len(exemplars), BALANCE)
     weights = [cap * (1.0 if i < len(train) else EXEMPLAR_WEIGHT) for i, cap in enumerate(caps)]
+    groups = [r["source"] for r in train] + [""] * len(exemplars)
     head = train_head(texts, labels, sample_weight=weights, categories=("simple", "reasoning", "tool_use"),
-                      featurizer=featurizer, folds=0)
+                      featurizer=featurizer, folds=0, groups=groups, bags=BAGS)
     head.temperature = temperature  # the shipped head's out-of-source calibration (refitting it costs 5 fits)
     return head
 

@@ -7,7 +7,7 @@ on these out-of-source predictions, and the routing uses the shipped config's ba
 ships: the development test split (in-source), the project's hand-written evaluation set (`bench/data/written/`,
 never trained on), and the decision latency one request at a time.
 
-    .venv/bin/python bench/quality.py                 # ~10 minutes on 2 cores
+    .venv/bin/python bench/quality.py                 # ~15 minutes on 2 cores
     .venv/bin/python bench/quality.py --sources 6     # a quick look: the 6 largest sources only
 
 Prints the per-source table, then as its last line one JSON object of figures.
@@ -28,7 +28,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path[:0] = [str(BENCH), str(BENCH / "data")]
 
 from _load import json_line  # noqa: E402
-from ship import BALANCE, BUILT, DEV, EXEMPLAR_WEIGHT, rows  # noqa: E402
+from ship import BAGS, BALANCE, BUILT, DEV, EXEMPLAR_WEIGHT, rows  # noqa: E402
 
 from triage import load_config  # noqa: E402
 from triage.classify import (  # noqa: E402
@@ -72,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"leave-one-source-out over {n_sources} sources, {len(data)} requests", flush=True)
     loso = leave_one_source_out(
         data, categories=config.categories, base=load_exemplars(), base_weight=EXEMPLAR_WEIGHT, balance=BALANCE,
+        bags=BAGS,
         progress=lambda source: print(f"  {source}", flush=True),
     )
     bars = bars_of(config)

@@ -28,9 +28,11 @@ HEAD = ROOT / "server" / "triage" / "data" / "head.npz"
 
 # The recipe (bench/quality.py measures it leave-one-source-out): each source weighs at most BALANCE lines, so a
 # big source teaches its own convention no louder than a small one; the project's exemplars, written to cover each
-# route from many angles, count EXEMPLAR_WEIGHT lines each.
+# route from many angles, count EXEMPLAR_WEIGHT lines each; the head is the mean of BAGS heads, each fitted without
+# its own BAGS-th of the sources (`triage.classify.local.Bags`), so no single source's convention carries it.
 BALANCE = 400.0
 EXEMPLAR_WEIGHT = 2.5
+BAGS = 4
 
 
 def source_of(row: dict[str, Any]) -> str:
@@ -71,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
                     file.write(json.dumps({k: row[k] for k in ("text", "label", "source")}) + "\n")
         return triage([
             "train", "--data", str(data), "--exemplars", "--exemplar-weight", str(EXEMPLAR_WEIGHT),
-            "--balance", str(BALANCE), "--out", str(args.out),
+            "--balance", str(BALANCE), "--bags", str(BAGS), "--out", str(args.out),
         ])
 
 
