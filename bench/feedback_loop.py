@@ -51,9 +51,9 @@ def starting_head(data: list[dict[str, Any]], source: str, featurizer: Featurize
     exemplars = load_exemplars()
     texts = [r["text"] for r in train] + [t for t, _ in exemplars]
     labels = [r["label"] for r in train] + [c for _, c in exemplars]
-    caps = balanced_weights([r["source"] for r in train] + [""] * len(exemplars), BALANCE)
+    groups = [r["source"] for r in train] + [""] * len(exemplars)  # the exemplars: in every fit, never capped
+    caps = balanced_weights(groups, BALANCE)
     weights = [cap * (1.0 if i < len(train) else EXEMPLAR_WEIGHT) for i, cap in enumerate(caps)]
-    groups = [r["source"] for r in train] + [""] * len(exemplars)
     head = train_head(texts, labels, sample_weight=weights, categories=("simple", "reasoning", "tool_use"),
                       featurizer=featurizer, folds=0, groups=groups, bags=BAGS)
     head.temperature = temperature  # the shipped head's out-of-source calibration (refitting it costs 5 fits)

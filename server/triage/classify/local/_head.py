@@ -260,7 +260,7 @@ def train_head(
                 fold = _group_folds(groups, min(folds, len({g for g in groups if g})), seed)
             else:
                 fold = _folds(targets, folds, seed)
-        bagging = Bags(np.array([g or "" for g in groups]), bags) if groups is not None and bags > 1 else None
+        bagging = Bags(np.array(groups, dtype=str), bags) if groups is not None and bags > 1 else None
         head = _fit_and_calibrate(
             batch, targets, weights, cats, featurizer.spec, c, fold, seed, shrink, prior, bagging, note
         )
