@@ -349,7 +349,7 @@ def fit_head(
     # Buckets the data never touched keep the prior's weights (zero without a prior).
     untouched = prior.sparse_w if prior is not None else np.zeros((spec.n_buckets, len(cats)), dtype=np.float32)
     members = [np.arange(len(targets))] if bags is None else bags.members(seed)
-    dense_w = np.zeros_like(batch.dense, shape=(batch.dense.shape[1], len(cats)))
+    dense_w = np.zeros((batch.dense.shape[1], len(cats)), dtype=np.float32)
     sparse_w = np.zeros_like(untouched)
     bias = np.zeros(len(cats), dtype=np.float32)
     for rows in members:
